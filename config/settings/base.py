@@ -1,0 +1,247 @@
+"""Every setting, read from the environment, with safe development defaults (12-factor)."""
+
+from datetime import timedelta
+from pathlib import Path
+
+from config.env import email_settings, env
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+DJANGO_ENV = env.str("DJANGO_ENV", default="development")
+
+# ---------------------------------------------------------------- SECURITY
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="django-insecure-development-only-secret-key-change-me")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Behind a load balancer that ends TLS, trust its X-Forwarded-Proto (the LB must overwrite it).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+# The balancer's health checks speak plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# Request bodies: contract default 1 MiB (413 above).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1024)
+# Clients behind this many proxies: the client IP is taken that far back in X-Forwarded-For.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# ---------------------------------------------------------------- APPLICATIONS
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "corsheaders",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "core",
+    "users",
+]
+
+MIDDLEWARE = [
+    "core.middleware.RequestIdMiddleware",
+    "core.middleware.HealthCheckMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "core.middleware.ErrorEnvelopeMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# ---------------------------------------------------------------- DATABASE
+# Unset DATABASE_URL: a SQLite file, the embedded default. PostgreSQL: postgres://user:pass@host:port/name
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Persistent, health-checked connections: a new PostgreSQL connection costs several ms.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=3)}
+    )
+else:
+    # SQLite: wait for a writer rather than failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ---------------------------------------------------------------- CACHE
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="users"),
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                # Short timeouts: a dead Redis must cost milliseconds, not the request.
+                "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=0.25),
+                "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT", default=0.5),
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "users"}}
+# Positive auth-state entries (session open, user flags) live this long; revocation overwrites them at once.
+AUTH_STATE_CACHE_TTL = env.int("AUTH_STATE_CACHE_TTL", default=300)
+
+# ---------------------------------------------------------------- AUTH
+AUTH_USER_MODEL = "users.User"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+ALLOW_REGISTRATION = env.bool("ALLOW_REGISTRATION", default=True)
+
+# ---------------------------------------------------------------- DRF
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "core.exception_handler.api_exception_handler",
+    # JWT first: DRF takes the first class's authenticate_header, so a missing token is a 401, not a 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["users.authentication.SessionJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.KeysetCursorPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "PAGE_SIZE": 20,
+}
+
+# ---------------------------------------------------------------- JWT
+JWT_ACCESS_TTL = env.int("JWT_ACCESS_TTL", default=15 * 60)
+JWT_REFRESH_TTL = env.int("JWT_REFRESH_TTL", default=7 * 24 * 3600)
+JWT_REFRESH_GRACE = env.int("JWT_REFRESH_GRACE", default=10)
+SIMPLE_JWT = {
+    "ALGORITHM": env.str("JWT_ALGORITHM", default="HS256"),
+    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default="development-only-jwt-signing-key-change-me-please"),
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=JWT_ACCESS_TTL),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=JWT_REFRESH_TTL),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "UPDATE_LAST_LOGIN": False,
+    "LEEWAY": 0,
+}
+
+# ---------------------------------------------------------------- RATE LIMITS (django-ratelimit syntax)
+RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_VIEW = "core.views.rate_limited"
+RATELIMIT_LOGIN_IP = env.str("RATELIMIT_LOGIN_IP", default="10/m")
+RATELIMIT_LOGIN_EMAIL = env.str("RATELIMIT_LOGIN_EMAIL", default="5/m")
+RATELIMIT_REGISTER_IP = env.str("RATELIMIT_REGISTER_IP", default="10/h")
+RATELIMIT_RESET_IP = env.str("RATELIMIT_RESET_IP", default="10/h")
+RATELIMIT_RESET_EMAIL = env.str("RATELIMIT_RESET_EMAIL", default="3/h")
+RATELIMIT_USER = env.str("RATELIMIT_USER", default="1200/m")
+RATELIMIT_ANON = env.str("RATELIMIT_ANON", default="300/m")
+RATELIMIT_ADMIN_LOGIN_IP = env.str("RATELIMIT_ADMIN_LOGIN_IP", default="10/m")
+RATELIMIT_ADMIN_LOGIN_USERNAME = env.str("RATELIMIT_ADMIN_LOGIN_USERNAME", default="5/m")
+
+# ---------------------------------------------------------------- CORS
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_CREDENTIALS = False  # Bearer tokens, not cookies: never credentials across origins.
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After", "Location"]
+
+# ---------------------------------------------------------------- MAIL
+EMAIL_URL = env.str("EMAIL_URL", default="console:")
+globals().update(email_settings(EMAIL_URL))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="no-reply@localhost")
+FRONTEND_URL = env.str("FRONTEND_URL", default="http://localhost:3000").rstrip("/")
+
+# ---------------------------------------------------------------- DOCS
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Users service API",
+    "DESCRIPTION": "Users, JWT sessions and accounts. Every error uses one envelope (see ErrorEnvelope).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.add_error_responses"],
+}
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=True)
+
+# ---------------------------------------------------------------- STATIC
+STATIC_URL = "static/"
+STATIC_ROOT = env.str("STATIC_ROOT", default="") or None
+# Serve app assets (admin, Swagger UI, Redoc) straight from the installed packages: no collectstatic needed.
+WHITENOISE_USE_FINDERS = True
+
+# ---------------------------------------------------------------- I18N
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# ---------------------------------------------------------------- LOGGING
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if DJANGO_ENV == "production" else "text")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "core.logging.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        # The access log is ours (core.middleware); Django's own request logger would repeat each 4xx/5xx.
+        "django.request": {"level": "ERROR", "propagate": True},
+        "django.server": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,49 @@
+"""Request-scoped log context (request id) and the JSON line formatter."""
+
+import contextvars
+import logging
+import traceback
+from datetime import UTC, datetime
+
+import orjson
+
+__all__ = ["JsonFormatter", "RequestIdFilter", "get_request_id", "request_id_var"]
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# Attributes every LogRecord has; anything else passed in ``extra`` goes into the JSON line.
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id"}
+
+
+def get_request_id() -> str | None:
+    """Return the id of the request being served by this thread, if any."""
+    return request_id_var.get()
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp every record with the current request id (``-`` outside a request)."""
+
+    def filter(self, record):
+        if not getattr(record, "request_id", None):
+            record.request_id = request_id_var.get() or "-"
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON line; the stack trace of an error goes inside the line."""
+
+    def format(self, record):
+        line = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or request_id_var.get(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                line[key] = value
+        if record.exc_info:
+            line["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            line["stack"] = "".join(traceback.format_exception(*record.exc_info))
+        return orjson.dumps(line, default=str).decode()

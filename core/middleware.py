@@ -1,0 +1,120 @@
+"""Request ids, health endpoints ahead of host checks, and the envelope safety net for non-DRF responses."""
+
+import re
+import time
+import uuid
+
+import orjson
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse
+
+from core import exceptions as codes
+from core.exception_handler import error_for_exception, error_response
+from core.health import readiness
+from core.logging import request_id_var
+
+__all__ = ["ErrorEnvelopeMiddleware", "HealthCheckMiddleware", "RequestIdMiddleware"]
+
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+REQUEST_ID_HEADER = "X-Request-ID"
+
+STATUS_CODES = {
+    400: codes.BAD_REQUEST,
+    401: codes.NOT_AUTHENTICATED,
+    403: codes.PERMISSION_DENIED,
+    404: codes.NOT_FOUND,
+    405: codes.METHOD_NOT_ALLOWED,
+    413: codes.PAYLOAD_TOO_LARGE,
+    415: codes.UNSUPPORTED_MEDIA_TYPE,
+    429: codes.RATE_LIMITED,
+    503: codes.SERVICE_UNAVAILABLE,
+}
+STATUS_MESSAGES = {
+    400: "Bad request.",
+    401: "Authentication credentials were not provided.",
+    403: "You do not have permission to perform this action.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    413: "Request body is too large.",
+    415: "Unsupported media type.",
+    429: "Too many requests.",
+    503: "The service is temporarily unavailable.",
+}
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Vary")
+
+
+class RequestIdMiddleware:
+    """Keep a well-formed client ``X-Request-ID`` or make one; put it on the request, the logs and the response."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        request.start_time = time.perf_counter()
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+class HealthCheckMiddleware:
+    """Answer /healthz and /readyz before anything checks the Host header (load balancers use IPs)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path_info
+        if path not in ("/healthz", "/readyz", "/healthz/", "/readyz/"):
+            return self.get_response(request)
+        if request.method not in ("GET", "HEAD"):
+            response = error_response(405, codes.METHOD_NOT_ALLOWED, "Method not allowed.", request=request)
+            response["Allow"] = "GET, HEAD"
+            return response
+        if path.startswith("/healthz"):
+            return _json({"status": "ok"}, 200)
+        checks = readiness()
+        failing = sorted(name for name, state in checks.items() if state != "ok")
+        if failing:
+            return error_response(
+                503, codes.SERVICE_UNAVAILABLE, f"Not ready: {', '.join(failing)} unavailable.", request=request
+            )
+        return _json({"status": "ok", "checks": checks}, 200)
+
+
+def _json(body: dict, status: int) -> HttpResponse:
+    response = HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class ErrorEnvelopeMiddleware:
+    """Turn what non-DRF code raises or returns as an error (413, 405, 503, HTML pages) into the envelope."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code < 400 or response.get("Content-Type", "").startswith("application/json"):
+            return response
+        status = response.status_code
+        code = STATUS_CODES.get(status, codes.SERVER_ERROR if status >= 500 else codes.BAD_REQUEST)
+        message = STATUS_MESSAGES.get(status, "A server error occurred." if status >= 500 else "Bad request.")
+        envelope = error_response(status, code, message, request=request)
+        for header in KEPT_HEADERS:
+            if header in response:
+                envelope[header] = response[header]
+        return envelope
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, RequestDataTooBig | OperationalError | InterfaceError):
+            return error_for_exception(exception, request)
+        return None

@@ -1,0 +1,71 @@
+"""Shared fixtures: clients with real Bearer tokens, users of each kind, a clean cache per test."""
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+
+USES_REDIS = "django_redis" in settings.CACHES["default"]["BACKEND"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    """Start every test with an empty cache (auth state, rate-limit counters)."""
+    if USES_REDIS:
+        cache.delete_pattern("*")
+    else:
+        cache.clear()
+    yield
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def other_user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def staff_user(db):
+    return UserFactory(staff=True)
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(superuser=True)
+
+
+def login(email: str, password: str = DEFAULT_PASSWORD, **extra) -> dict:
+    """Log in through the API and return the token pair."""
+    response = APIClient().post("/api/v1/auth/token", {"email": email, "password": password}, format="json", **extra)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def bearer_client(access: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    return client
+
+
+@pytest.fixture
+def auth_client(db):
+    """Return a function: auth_client(user) -> APIClient carrying a real access token of a new session."""
+
+    def make(user):
+        tokens = login(user.email)
+        client = bearer_client(tokens["access"])
+        client.tokens = tokens
+        return client
+
+    return make

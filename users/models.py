@@ -1,0 +1,97 @@
+"""User (email login, UUID key) and Session (one per login, refresh tokens stored as hashes)."""
+
+import uuid
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from users.managers import UserManager, normalize_email
+
+# A UUID in a URL, with or without hyphens.
+UUID_RE = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField("email address", max_length=254, unique=True)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    email_verified = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        verbose_name = "user"
+        verbose_name_plural = "users"
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="users_user_email_ci_unique"),
+            models.CheckConstraint(condition=models.Q(email=Lower("email")), name="users_user_email_lowercase"),
+        ]
+        indexes = [
+            models.Index(fields=["date_joined", "id"], name="users_user_joined_idx"),
+            models.Index(fields=["last_login", "id"], name="users_user_last_login_idx"),
+            models.Index(fields=["is_active", "is_staff"], name="users_user_flags_idx"),
+        ]
+
+    def __str__(self):
+        return self.email
+
+    def clean(self):
+        super().clean()
+        self.email = normalize_email(self.email)
+
+    def get_full_name(self):
+        return f"{self.first_name} {self.last_name}".strip()
+
+    def get_short_name(self):
+        return self.first_name
+
+
+class Session(models.Model):
+    """One login: the refresh token chain of one device. Ended sessions refuse every token they issued."""
+
+    class EndReason(models.TextChoices):
+        LOGOUT = "logout"
+        LOGOUT_ALL = "logout_all"
+        REVOKED = "revoked"
+        PASSWORD_CHANGED = "password_changed"
+        REUSE_DETECTED = "reuse_detected"
+        DEACTIVATED = "deactivated"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sessions")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(default=timezone.now)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    # SHA-256 of the current refresh token and of the one it replaced (for the concurrent-refresh grace window).
+    refresh_hash = models.CharField(max_length=64)
+    previous_refresh_hash = models.CharField(max_length=64, blank=True)
+    generation = models.PositiveIntegerField(default=0)
+    refresh_issued_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=32, choices=EndReason.choices, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "ended_at"], name="users_session_user_open_idx"),
+            models.Index(fields=["expires_at"], name="users_session_expires_idx"),
+        ]
+
+    def __str__(self):
+        return f"session {self.id} of {self.user_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None and self.expires_at > timezone.now()

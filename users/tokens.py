@@ -1,0 +1,184 @@
+"""JWT sessions on SimpleJWT tokens: issue, rotate (with a grace window), revoke one or all.
+
+Every access and refresh token carries the session id (``sid``). A refresh token also carries its
+generation (``gen``); its ``jti`` is an HMAC of (sid, gen), so the current refresh token can be
+rebuilt for a concurrent refresh inside the grace window without ever storing a token: the
+session keeps only SHA-256 hashes.
+"""
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from core.exceptions import TokenNotValidError
+from users.auth_state import session_state_publish, sessions_ended_publish
+from users.models import Session, User
+
+__all__ = [
+    "TokenPair",
+    "session_issue",
+    "session_list",
+    "session_revoke",
+    "session_revoke_all",
+    "session_rotate",
+]
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+    session_id: uuid.UUID
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _jti(session_id: uuid.UUID, generation: int) -> str:
+    key = settings.SIMPLE_JWT["SIGNING_KEY"].encode()
+    return hmac.new(key, f"refresh:{session_id}:{generation}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _refresh_token(session: Session) -> str:
+    token = RefreshToken()
+    issued = session.refresh_issued_at
+    token.set_iat(at_time=issued)
+    token.set_exp(from_time=issued, lifetime=timedelta(seconds=settings.JWT_REFRESH_TTL))
+    token["jti"] = _jti(session.pk, session.generation)
+    token["user_id"] = str(session.user_id)
+    token["sid"] = str(session.pk)
+    token["gen"] = session.generation
+    return str(token)
+
+
+def _access_token(session: Session) -> str:
+    token = AccessToken()
+    token["user_id"] = str(session.user_id)
+    token["sid"] = str(session.pk)
+    return str(token)
+
+
+def _now_seconds() -> datetime:
+    # JWT times are whole seconds; keep the stored issue time equal to the token's ``iat``.
+    return timezone.now().replace(microsecond=0)
+
+
+@transaction.atomic
+def session_issue(*, user: User, ip: str | None, user_agent: str) -> TokenPair:
+    """Open a session for ``user`` (a login) and return its first token pair."""
+    issued = _now_seconds()
+    session = Session(
+        user=user,
+        ip=ip,
+        user_agent=(user_agent or "")[:512],
+        created_at=issued,
+        last_used_at=issued,
+        refresh_issued_at=issued,
+        expires_at=issued + timedelta(seconds=settings.JWT_REFRESH_TTL),
+        refresh_hash="",
+    )
+    refresh = _refresh_token(session)
+    session.refresh_hash = _hash(refresh)
+    session.save(force_insert=True)
+    user.last_login = issued
+    user.save(update_fields=["last_login"])
+    session_state_publish(session)
+    return TokenPair(access=_access_token(session), refresh=refresh, session_id=session.pk)
+
+
+def session_rotate(*, refresh: str) -> TokenPair:
+    """Spend ``refresh`` and return the next pair of its session.
+
+    A spent token presented again within JWT_REFRESH_GRACE seconds gets the session's current pair
+    (two tabs refreshing at once); later, it ends the whole session. Raises TokenNotValidError.
+    """
+    try:
+        token = RefreshToken(refresh)
+        session_id = uuid.UUID(str(token["sid"]))
+        generation = int(token["gen"])
+    except (TokenError, KeyError, ValueError, TypeError):
+        raise TokenNotValidError() from None
+    with transaction.atomic():
+        session = Session.objects.select_for_update().select_related("user").filter(pk=session_id).first()
+        if session is None or not session.is_open or not session.user.is_active:
+            raise TokenNotValidError()
+        presented = _hash(refresh)
+        if generation == session.generation and hmac.compare_digest(presented, session.refresh_hash):
+            return _rotate(session, presented)
+        grace = timedelta(seconds=settings.JWT_REFRESH_GRACE)
+        if (
+            generation == session.generation - 1
+            and hmac.compare_digest(presented, session.previous_refresh_hash)
+            and timezone.now() - session.refresh_issued_at <= grace
+        ):
+            return TokenPair(access=_access_token(session), refresh=_refresh_token(session), session_id=session.pk)
+        _end(session, Session.EndReason.REUSE_DETECTED)
+    # Committed above: the reuse ends the session even though this request fails.
+    raise TokenNotValidError("Token has already been used; its session has been ended.")
+
+
+def _rotate(session: Session, presented_hash: str) -> TokenPair:
+    now = _now_seconds()
+    session.previous_refresh_hash = presented_hash
+    session.generation += 1
+    session.refresh_issued_at = now
+    session.expires_at = now + timedelta(seconds=settings.JWT_REFRESH_TTL)
+    session.last_used_at = timezone.now()
+    refresh = _refresh_token(session)
+    session.refresh_hash = _hash(refresh)
+    session.save(
+        update_fields=[
+            "previous_refresh_hash",
+            "generation",
+            "refresh_issued_at",
+            "expires_at",
+            "last_used_at",
+            "refresh_hash",
+        ]
+    )
+    session_state_publish(session)
+    return TokenPair(access=_access_token(session), refresh=refresh, session_id=session.pk)
+
+
+def _end(session: Session, reason: str) -> None:
+    session.ended_at = timezone.now()
+    session.end_reason = reason
+    session.save(update_fields=["ended_at", "end_reason"])
+    session_state_publish(session)
+
+
+@transaction.atomic
+def session_revoke(*, user_id: uuid.UUID, session_id: uuid.UUID, reason: str = Session.EndReason.REVOKED) -> None:
+    """End one open session of ``user_id``; raise Session.DoesNotExist when it has none of that id."""
+    session = Session.objects.select_for_update().get(pk=session_id, user_id=user_id, ended_at__isnull=True)
+    _end(session, reason)
+
+
+@transaction.atomic
+def session_revoke_all(
+    *, user_id: uuid.UUID, reason: str = Session.EndReason.LOGOUT_ALL, keep_session_id: uuid.UUID | None = None
+) -> int:
+    """End every open session of ``user_id`` but ``keep_session_id``; return how many ended."""
+    sessions = Session.objects.filter(user_id=user_id, ended_at__isnull=True)
+    if keep_session_id is not None:
+        sessions = sessions.exclude(pk=keep_session_id)
+    ids = list(sessions.select_for_update().values_list("pk", flat=True))
+    Session.objects.filter(pk__in=ids).update(ended_at=timezone.now(), end_reason=reason)
+    sessions_ended_publish(ids)
+    return len(ids)
+
+
+def session_list(*, user_id: uuid.UUID):
+    """Return the open sessions of ``user_id``, newest first."""
+    return Session.objects.filter(user_id=user_id, ended_at__isnull=True, expires_at__gt=timezone.now()).order_by(
+        "-created_at", "-pk"
+    )

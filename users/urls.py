@@ -1,0 +1,32 @@
+"""Routes of the users API (``users:``) and the auth API (``auth:``); trailing slash optional."""
+
+from django.urls import include, path, re_path
+from rest_framework.routers import SimpleRouter
+
+from users import views
+from users.models import UUID_RE
+
+router = SimpleRouter()
+# Both /users and /users/ answer, with no redirect (a redirected POST loses its body).
+router.trailing_slash = "/?"
+router.register("users", views.UserViewSet, basename="user")
+
+users_urlpatterns = (router.urls, "users")
+
+auth_urlpatterns = (
+    [
+        re_path(r"^token/?$", views.TokenObtainView.as_view(), name="token-obtain"),
+        re_path(r"^token/refresh/?$", views.TokenRefreshView.as_view(), name="token-refresh"),
+        re_path(r"^logout/?$", views.LogoutView.as_view(), name="logout"),
+        re_path(r"^logout-all/?$", views.LogoutAllView.as_view(), name="logout-all"),
+        re_path(r"^sessions/?$", views.SessionListView.as_view(), name="session-list"),
+        re_path(rf"^sessions/(?P<session_id>{UUID_RE})/?$", views.SessionDetailView.as_view(), name="session-detail"),
+        re_path(r"^password/change/?$", views.PasswordChangeView.as_view(), name="password-change"),
+    ],
+    "auth",
+)
+
+urlpatterns = [
+    path("", include(users_urlpatterns)),
+    path("auth/", include(auth_urlpatterns)),
+]

@@ -1,0 +1,256 @@
+"""The users and auth API: a users viewset and small auth views; each validates, calls a service, answers."""
+
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.ratelimit import client_ip, enforce_rate_limit
+from core.schema import errors
+from users import selectors, services, tokens
+from users.filters import UserFilter
+from users.models import UUID_RE, Session, User
+from users.permissions import IsRegistrationAllowed, IsSelfOrSuperuserTarget, IsStaff
+from users.serializers import (
+    LogoutAllSerializer,
+    LogoutSerializer,
+    PasswordChangeSerializer,
+    SessionSerializer,
+    TokenObtainSerializer,
+    TokenPairSerializer,
+    TokenRefreshSerializer,
+    UserCreateSerializer,
+    UserSerializer,
+    UserUpdateSerializer,
+)
+
+ORDERING_PARAMETER = OpenApiParameter(
+    "ordering",
+    str,
+    enum=["email", "-email", "date_joined", "-date_joined", "last_login", "-last_login"],
+    description="Sort field, `-` for descending (default `-date_joined`).",
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List users (staff)",
+        parameters=[ORDERING_PARAMETER],
+        responses={200: UserSerializer(many=True), **errors(403)},
+    ),
+    create=extend_schema(
+        summary="Register a user (or create one, as staff)",
+        request=UserCreateSerializer,
+        responses={201: UserSerializer, **errors(403)},
+    ),
+    retrieve=extend_schema(summary="Read a user (self or staff)", responses={200: UserSerializer}),
+    update=extend_schema(
+        summary="Replace a user's writable fields",
+        request=UserUpdateSerializer,
+        responses={200: UserSerializer, **errors(403)},
+    ),
+    partial_update=extend_schema(
+        summary="Update some of a user's fields",
+        request=UserUpdateSerializer,
+        responses={200: UserSerializer, **errors(403)},
+    ),
+    destroy=extend_schema(summary="Delete a user (self or staff)", responses={204: None, **errors(403)}),
+)
+class UserViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    lookup_value_regex = UUID_RE
+    filterset_class = UserFilter
+    ordering_fields = {"email": "text", "date_joined": "datetime", "last_login": "nullable_datetime"}
+    default_ordering = "-date_joined"
+    queryset = User.objects.none()  # for the schema; get_queryset applies visibility
+
+    def get_permissions(self):
+        if self.action == "list":
+            return [IsStaff()]
+        if self.action == "create":
+            return [IsRegistrationAllowed()]
+        return [IsAuthenticated(), IsSelfOrSuperuserTarget()]
+
+    def get_queryset(self):
+        if self.action == "list":
+            return selectors.user_list(requested_by=self.request.user)
+        return selectors.user_visible_to(requested_by=self.request.user)
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return UserCreateSerializer
+        if self.action in ("update", "partial_update", "me") and self.request.method in ("PUT", "PATCH"):
+            return UserUpdateSerializer
+        return UserSerializer
+
+    def create(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            enforce_rate_limit(
+                request, group="register-ip", value=client_ip(request), rate=settings.RATELIMIT_REGISTER_IP
+            )
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        created_by = request.user if request.user.is_authenticated else None
+        user = services.user_create(**serializer.validated_data, created_by=created_by)
+        location = reverse("users:user-detail", kwargs={"pk": user.pk})
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED, headers={"Location": location})
+
+    def update(self, request, *args, **kwargs):
+        partial = kwargs.pop("partial", False)
+        user = self.get_object()
+        serializer = self.get_serializer(user, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        user = services.user_update(user=user, data=serializer.validated_data, updated_by=request.user)
+        return Response(UserSerializer(user).data)
+
+    def perform_destroy(self, instance):
+        services.user_delete(user=instance, deleted_by=self.request.user)
+
+    @extend_schema(methods=["GET"], summary="Read the caller", responses={200: UserSerializer})
+    @extend_schema(
+        methods=["PUT"],
+        summary="Replace the caller's writable fields",
+        request=UserUpdateSerializer,
+        responses={200: UserSerializer},
+    )
+    @extend_schema(
+        methods=["PATCH"],
+        summary="Update some of the caller's fields",
+        request=UserUpdateSerializer,
+        responses={200: UserSerializer},
+    )
+    @extend_schema(methods=["DELETE"], summary="Delete the caller's account", responses={204: None})
+    @action(detail=False, methods=["get", "put", "patch", "delete"], url_path="me", url_name="me")
+    def me(self, request):
+        self.kwargs[self.lookup_field] = str(request.user.pk)
+        if request.method == "GET":
+            return self.retrieve(request)
+        if request.method == "DELETE":
+            return self.destroy(request)
+        return self.update(request, partial=request.method == "PATCH")
+
+
+class TokenObtainView(APIView):
+    """Log in: email and password for a token pair, opening a session."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        summary="Log in",
+        request=TokenObtainSerializer,
+        responses={
+            200: TokenPairSerializer,
+            **errors(
+                401,
+                e401="authentication_failed: one answer for a wrong email, a wrong password and an inactive account",
+            ),
+            **errors(403, e403="email_not_verified"),
+        },
+    )
+    def post(self, request):
+        serializer = TokenObtainSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ip = client_ip(request)
+        enforce_rate_limit(request, group="login-ip", value=ip, rate=settings.RATELIMIT_LOGIN_IP)
+        email = serializer.validated_data["email"].strip().lower()
+        enforce_rate_limit(request, group="login-email", value=email, rate=settings.RATELIMIT_LOGIN_EMAIL)
+        pair = services.user_login(
+            request=request,
+            email=email,
+            password=serializer.validated_data["password"],
+            ip=ip or None,
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+        return Response({"access": pair.access, "refresh": pair.refresh})
+
+
+class TokenRefreshView(APIView):
+    """Rotate a refresh token: the old one is spent, a new pair of the same session returned."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        summary="Refresh the token pair",
+        request=TokenRefreshSerializer,
+        responses={200: TokenPairSerializer, **errors(401, e401="token_not_valid")},
+    )
+    def post(self, request):
+        serializer = TokenRefreshSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        pair = tokens.session_rotate(refresh=serializer.validated_data["refresh"])
+        return Response({"access": pair.access, "refresh": pair.refresh})
+
+
+class LogoutView(APIView):
+    """End the session of the access token used."""
+
+    @extend_schema(summary="Log out (end this session)", request=LogoutSerializer, responses={204: None})
+    def post(self, request):
+        LogoutSerializer(data=request.data).is_valid(raise_exception=True)
+        _revoke_current(request, reason=Session.EndReason.LOGOUT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _revoke_current(request, *, reason: str) -> None:
+    try:
+        tokens.session_revoke(user_id=request.user.pk, session_id=request.user.session_id, reason=reason)
+    except Session.DoesNotExist:
+        pass  # Ended concurrently: the outcome the caller asked for.
+
+
+class LogoutAllView(APIView):
+    """End every session of the caller, or every other one with keep_current."""
+
+    @extend_schema(summary="Log out everywhere", request=LogoutAllSerializer, responses={204: None})
+    def post(self, request):
+        serializer = LogoutAllSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        keep = request.user.session_id if serializer.validated_data["keep_current"] else None
+        tokens.session_revoke_all(user_id=request.user.pk, reason=Session.EndReason.LOGOUT_ALL, keep_session_id=keep)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionListView(APIView):
+    """The caller's open sessions, newest first."""
+
+    @extend_schema(summary="List my sessions", responses={200: SessionSerializer(many=True)})
+    def get(self, request):
+        sessions = tokens.session_list(user_id=request.user.pk)
+        return Response(SessionSerializer(sessions, many=True, context={"request": request}).data)
+
+
+class SessionDetailView(APIView):
+    """End one of the caller's sessions (the current one too, like logout)."""
+
+    @extend_schema(summary="End one of my sessions", responses={204: None, **errors(404)})
+    def delete(self, request, session_id):
+        tokens.session_revoke(user_id=request.user.pk, session_id=session_id, reason=Session.EndReason.REVOKED)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeView(APIView):
+    """Change the caller's password; every other session ends, this one keeps working."""
+
+    @extend_schema(
+        summary="Change my password",
+        request=PasswordChangeSerializer,
+        responses={204: OpenApiResponse(description="Changed; other sessions ended.")},
+    )
+    def post(self, request):
+        serializer = PasswordChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = User.objects.get(pk=request.user.pk)
+        services.password_change(user=user, keep_session_id=request.user.session_id, **serializer.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
