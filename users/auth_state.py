@@ -1,9 +1,15 @@
 """Session and user state in the shared cache, read on every authenticated request in one round trip.
 
+Two entries per request, fetched together with one ``get_many``:
+- ``s:{sid}``: the session (owner, expiry, last use) or a tombstone once it ended;
+- ``u:v1:{uid}``: the user's auth flags and the serialized user body (the representation every
+  reader allowed to see that user gets), or a tombstone once deleted.
+
 Readers fill a missing entry from the database with ``add`` (never overwriting). Writers delete the
-entry at once and ``set`` the committed state after their transaction commits. So a reader that raced
-a writer can never leave the older state behind, and a revocation is seen by every instance on its
-next request.
+entry at once and, after their transaction commits, ``set`` the committed state (users: re-read from
+the database). So a reader that raced a writer can never leave the older state behind, and a
+revocation or an edit is seen by every instance on its next request. A dead cache means "ask the
+database", logged, never a 500.
 """
 
 import logging
@@ -11,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -18,22 +25,26 @@ from django.utils import timezone
 
 logger = logging.getLogger("users.auth_state")
 
-SESSION_KEY = "auth:s:{}"
-USER_KEY = "auth:u:{}"
-# Tombstones outlive any access token that could still present them.
+SESSION_KEY = "s:{}"
+# Bump the version when UserSerializer's output changes: old entries are then never read.
+USER_KEY = "u:v1:{}"
 GONE = "gone"
 LAST_USED_RESOLUTION = 60  # seconds: Session.last_used_at is written at most once a minute.
+CACHE_ERROR_LOG_INTERVAL = 10.0  # seconds between two "cache unavailable" log lines per process
+
+_last_cache_error_log = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class AuthUser:
-    """The caller of a token-authenticated request: enough for permissions, no database row loaded."""
+    """The caller of a token-authenticated request: enough for permissions and its own body, no row loaded."""
 
     id: uuid.UUID
     session_id: uuid.UUID
     is_active: bool
     is_staff: bool
     is_superuser: bool
+    body: bytes
 
     is_authenticated = True
     is_anonymous = False
@@ -47,14 +58,24 @@ class AuthUser:
 
 
 def _tombstone_ttl() -> int:
+    # Tombstones outlive any access token that could still present them.
     return settings.JWT_ACCESS_TTL + 60
+
+
+def _cache_failed(operation: str, exc: Exception) -> None:
+    """Log a cache failure at most once per interval per process."""
+    global _last_cache_error_log
+    now = time.monotonic()
+    if now - _last_cache_error_log >= CACHE_ERROR_LOG_INTERVAL:
+        _last_cache_error_log = now
+        logger.warning("cache unavailable during %s, using the database: %s", operation, type(exc).__name__)
 
 
 def _cache_get_many(keys: list[str]) -> dict:
     try:
         return cache.get_many(keys)
     except Exception as exc:  # noqa: BLE001  (a dead cache means "ask the database", never a 500)
-        logger.warning("auth state cache unavailable, reading the database: %s", type(exc).__name__)
+        _cache_failed("get_many", exc)
         return {}
 
 
@@ -62,28 +83,41 @@ def _cache_call(method: str, *args, **kwargs) -> None:
     try:
         getattr(cache, method)(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001
-        logger.warning("auth state cache write failed (%s): %s", method, type(exc).__name__)
+        _cache_failed(method, exc)
 
 
-def _session_row(session_id: uuid.UUID):
+def _session_state(session_id: uuid.UUID):
     from users.models import Session
 
     row = (
-        Session.objects.filter(pk=session_id).values_list("user_id", "ended_at", "expires_at", "last_used_at").first()
+        Session.objects.filter(pk=session_id, ended_at__isnull=True)
+        .values_list("user_id", "expires_at", "last_used_at")
+        .first()
     )
     if row is None:
         return GONE
-    user_id, ended_at, expires_at, last_used_at = row
-    if ended_at is not None:
-        return GONE
+    user_id, expires_at, last_used_at = row
     return (str(user_id), int(expires_at.timestamp()), int(last_used_at.timestamp()))
 
 
-def _user_row(user_id: uuid.UUID):
+def user_body(user) -> bytes:
+    """Return the JSON body of ``user`` exactly as the API renders it."""
+    from users.serializers import UserSerializer
+
+    return orjson.dumps(UserSerializer(user).data)
+
+
+def _user_state(user_id: uuid.UUID):
     from users.models import User
 
-    row = User.objects.filter(pk=user_id).values_list("is_active", "is_staff", "is_superuser").first()
-    return GONE if row is None else tuple(row)
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        return GONE
+    return (user.is_active, user.is_staff, user.is_superuser, user_body(user))
+
+
+def _ttl(state, positive_ttl: int) -> int:
+    return _tombstone_ttl() if state == GONE else positive_ttl
 
 
 def auth_user_get(*, session_id: uuid.UUID, user_id: uuid.UUID) -> AuthUser | None:
@@ -92,26 +126,36 @@ def auth_user_get(*, session_id: uuid.UUID, user_id: uuid.UUID) -> AuthUser | No
     found = _cache_get_many([skey, ukey])
     session_state = found.get(skey)
     if session_state is None:
-        session_state = _session_row(session_id)
-        _cache_call(
-            "add", skey, session_state, _tombstone_ttl() if session_state == GONE else settings.AUTH_STATE_CACHE_TTL
-        )
+        session_state = _session_state(session_id)
+        _cache_call("add", skey, session_state, _ttl(session_state, settings.AUTH_STATE_CACHE_TTL))
+    if session_state == GONE:
+        return None
     user_state = found.get(ukey)
     if user_state is None:
-        user_state = _user_row(user_id)
-        _cache_call("add", ukey, user_state, _tombstone_ttl() if user_state == GONE else settings.AUTH_STATE_CACHE_TTL)
-    if session_state == GONE or user_state == GONE:
+        user_state = _user_state(user_id)
+        _cache_call("add", ukey, user_state, _ttl(user_state, settings.USER_CACHE_TTL))
+    if user_state == GONE:
         return None
     owner, expires_at, last_used = session_state
-    is_active, is_staff, is_superuser = user_state
+    is_active, is_staff, is_superuser, body = user_state
     now = int(time.time())
     if owner != str(user_id) or expires_at <= now or not is_active:
         return None
     if now - last_used >= LAST_USED_RESOLUTION:
         _touch_session(session_id, skey, (owner, expires_at, now))
     return AuthUser(
-        id=user_id, session_id=session_id, is_active=is_active, is_staff=is_staff, is_superuser=is_superuser
+        id=user_id, session_id=session_id, is_active=is_active, is_staff=is_staff, is_superuser=is_superuser, body=body
     )
+
+
+def user_body_get(user_id: uuid.UUID) -> bytes | None:
+    """Return the cached (or freshly loaded) body of a user, None when there is no such user."""
+    key = USER_KEY.format(user_id)
+    state = _cache_get_many([key]).get(key)
+    if state is None:
+        state = _user_state(user_id)
+        _cache_call("add", key, state, _ttl(state, settings.USER_CACHE_TTL))
+    return None if state == GONE else state[3]
 
 
 def _touch_session(session_id: uuid.UUID, key: str, state: tuple) -> None:
@@ -119,33 +163,35 @@ def _touch_session(session_id: uuid.UUID, key: str, state: tuple) -> None:
 
     updated = Session.objects.filter(pk=session_id, ended_at__isnull=True).update(last_used_at=timezone.now())
     if updated:
-        # Only an open session's entry is refreshed; ``add`` semantics are not needed as the row was just checked.
         _cache_call("set", key, state, settings.AUTH_STATE_CACHE_TTL)
 
 
 def session_state_publish(session) -> None:
-    """After commit, write a session's state (open or ended) to the shared cache."""
-    key = SESSION_KEY.format(session.pk)
+    """Drop a session's cached state now; after commit, write its committed state (open or ended)."""
     if session.ended_at is not None:
         state, ttl = GONE, _tombstone_ttl()
     else:
         state = (str(session.user_id), int(session.expires_at.timestamp()), int(session.last_used_at.timestamp()))
         ttl = settings.AUTH_STATE_CACHE_TTL
-    _publish({key: state}, ttl)
+    _publish({SESSION_KEY.format(session.pk): state}, ttl)
 
 
 def sessions_ended_publish(session_ids: list) -> None:
-    """After commit, mark these sessions ended in the shared cache."""
+    """Drop these sessions' cached state now; after commit, mark them ended."""
     if session_ids:
         _publish({SESSION_KEY.format(sid): GONE for sid in session_ids}, _tombstone_ttl())
 
 
-def user_state_publish(user, *, deleted: bool = False) -> None:
-    """After commit, write a user's auth flags (or a deletion tombstone) to the shared cache."""
-    key = USER_KEY.format(user.pk)
-    state = GONE if deleted else (user.is_active, user.is_staff, user.is_superuser)
-    ttl = _tombstone_ttl() if deleted else settings.AUTH_STATE_CACHE_TTL
-    _publish({key: state}, ttl)
+def user_state_publish(user_id: uuid.UUID) -> None:
+    """Drop a user's cached entry now; after commit, write the committed row (or a tombstone) to the cache."""
+    key = USER_KEY.format(user_id)
+    _cache_call("delete", key)
+
+    def write_committed():
+        state = _user_state(user_id)
+        _cache_call("set", key, state, _ttl(state, settings.USER_CACHE_TTL))
+
+    transaction.on_commit(write_committed)
 
 
 def _publish(entries: dict, ttl: int) -> None:

@@ -4,6 +4,7 @@ import uuid
 
 from django.db.models import QuerySet
 
+from users.auth_state import user_body_get
 from users.models import User
 
 
@@ -24,3 +25,22 @@ def user_visible_to(*, requested_by) -> QuerySet[User]:
 def user_get_for(*, requested_by, user_id: uuid.UUID) -> User:
     """Return one user ``requested_by`` may see; raise User.DoesNotExist (a 404) for any other id."""
     return user_visible_to(requested_by=requested_by).get(pk=user_id)
+
+
+def user_body_for(*, requested_by, user_id) -> bytes:
+    """Return the JSON body of a user ``requested_by`` may see, from the shared cache when warm.
+
+    Raise User.DoesNotExist (a 404) for an id the caller may not see or that does not exist.
+    """
+    try:
+        user_id = uuid.UUID(str(user_id))
+    except ValueError:
+        raise User.DoesNotExist() from None
+    if user_id == requested_by.pk and getattr(requested_by, "body", None):
+        return requested_by.body
+    if not requested_by.is_staff:
+        raise User.DoesNotExist()
+    body = user_body_get(user_id)
+    if body is None:
+        raise User.DoesNotExist()
+    return body

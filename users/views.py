@@ -1,6 +1,7 @@
 """The users and auth API: a users viewset and small auth views; each validates, calls a service, answers."""
 
 from django.conf import settings
+from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -104,6 +105,11 @@ class UserViewSet(
         user = services.user_create(**serializer.validated_data, created_by=created_by)
         location = reverse("users:user-detail", kwargs={"pk": user.pk})
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED, headers={"Location": location})
+
+    def retrieve(self, request, *args, **kwargs):
+        # The cached body is the same for every caller allowed to see this user (self or staff).
+        body = selectors.user_body_for(requested_by=request.user, user_id=self.kwargs[self.lookup_field])
+        return HttpResponse(body, content_type="application/json")
 
     def update(self, request, *args, **kwargs):
         partial = kwargs.pop("partial", False)

@@ -115,6 +115,8 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "users"}}
 # Positive auth-state entries (session open, user flags) live this long; revocation overwrites them at once.
 AUTH_STATE_CACHE_TTL = env.int("AUTH_STATE_CACHE_TTL", default=300)
+# Cached user entries (auth flags + the user's JSON body); every write path replaces them after commit.
+USER_CACHE_TTL = env.int("USER_CACHE_TTL", default=3600)
 
 # ---------------------------------------------------------------- AUTH
 AUTH_USER_MODEL = "users.User"
