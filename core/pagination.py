@@ -6,14 +6,17 @@ import uuid
 from datetime import UTC, datetime
 
 import orjson
+from django.core.paginator import Paginator
+from django.db import connections
 from django.db.models import DateTimeField, F, Q, Value
 from django.db.models.functions import Coalesce
+from django.utils.functional import cached_property
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-__all__ = ["KeysetCursorPagination"]
+__all__ = ["EstimatedCountPaginator", "KeysetCursorPagination"]
 
 # Nulls sort as the epoch so a nullable column (last_login) still gives a total order with the id.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -56,8 +59,10 @@ class KeysetCursorPagination(BasePagination):
         if cursor is not None:
             op = "gt" if ascending else "lt"
             value = cursor["v"]
+            # (key, pk) > (v, id), written so the planner can range-scan the (key, pk) index on key >= v.
             queryset = queryset.filter(
-                Q(**{f"_sort_key__{op}": value}) | Q(_sort_key=value, **{f"pk__{op}": cursor["id"]})
+                Q(**{f"_sort_key__{op}e": value}),
+                Q(**{f"_sort_key__{op}": value}) | Q(**{f"pk__{op}": cursor["id"]}),
             )
         order = ("_sort_key", "pk") if ascending else ("-_sort_key", "-pk")
         rows = list(queryset.order_by(*order)[: self.page_size + 1])
@@ -152,3 +157,27 @@ class KeysetCursorPagination(BasePagination):
         except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
             raise invalid from None
         return payload
+
+
+class EstimatedCountPaginator(Paginator):
+    """A Django admin paginator that never scans a large table to count it.
+
+    Unfiltered, on PostgreSQL, the count is the planner's estimate (pg_class.reltuples, kept fresh by
+    autovacuum) once the table is large; filtered, it counts at most ``max_count`` + 1 rows.
+    """
+
+    max_count = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        connection = connections[queryset.db]
+        if not queryset.query.where and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [queryset.model._meta.db_table]
+                )
+                row = cursor.fetchone()
+            if row and row[0] > self.max_count:
+                return int(row[0])
+        return queryset.order_by()[: self.max_count + 1].count()

@@ -3,7 +3,7 @@
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
-__all__ = ["ERROR_DESCRIPTIONS", "ErrorEnvelopeSerializer", "add_error_responses", "errors"]
+__all__ = ["ERROR_DESCRIPTIONS", "ErrorEnvelopeSerializer", "add_error_responses", "errors", "strip_trailing_slashes"]
 
 
 class ErrorEnvelopeSerializer(serializers.Serializer):
@@ -66,4 +66,12 @@ def add_error_responses(result, generator, request, public):
                     str(status),
                     {"description": ERROR_DESCRIPTIONS[status], "content": {"application/json": {"schema": envelope}}},
                 )
+    return result
+
+
+def strip_trailing_slashes(result, generator, request, public):
+    """Postprocessing hook: name API paths as the contract does (``/api/v1/users``; the slash form also works)."""
+    result["paths"] = {
+        (path.rstrip("/") if path.startswith("/api/v1/") else path): item for path, item in result["paths"].items()
+    }
     return result
