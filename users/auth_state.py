@@ -9,7 +9,8 @@ Readers fill a missing entry from the database with ``add`` (never overwriting).
 entry at once and, after their transaction commits, ``set`` the committed state (users: re-read from
 the database). So a reader that raced a writer can never leave the older state behind, and a
 revocation or an edit is seen by every instance on its next request. A dead cache means "ask the
-database", logged, never a 500.
+database", logged, never a 500. With SHARED_STATE_CACHE off (the embedded default's per-process
+local-memory cache) nothing is cached here: every request reads the database.
 """
 
 import logging
@@ -72,6 +73,8 @@ def _cache_failed(operation: str, exc: Exception) -> None:
 
 
 def _cache_get_many(keys: list[str]) -> dict:
+    if not settings.SHARED_STATE_CACHE:
+        return {}
     try:
         return cache.get_many(keys)
     except Exception as exc:  # noqa: BLE001  (a dead cache means "ask the database", never a 500)
@@ -80,6 +83,8 @@ def _cache_get_many(keys: list[str]) -> dict:
 
 
 def _cache_call(method: str, *args, **kwargs) -> None:
+    if not settings.SHARED_STATE_CACHE:
+        return
     try:
         getattr(cache, method)(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001

@@ -113,6 +113,9 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "users"}}
+# Cache auth state and user bodies only in a cache every process shares: a local-memory cache is per gunicorn
+# worker, so a logout served by one worker could not reach the others. Unshared, every request reads the database.
+SHARED_STATE_CACHE = env.bool("SHARED_STATE_CACHE", default=bool(REDIS_URL))
 # Positive auth-state entries (session open, user flags) live this long; revocation overwrites them at once.
 AUTH_STATE_CACHE_TTL = env.int("AUTH_STATE_CACHE_TTL", default=300)
 # Cached user entries (auth flags + the user's JSON body); every write path replaces them after commit.

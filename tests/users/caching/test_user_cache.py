@@ -15,6 +15,12 @@ from users.models import User
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+@pytest.fixture(autouse=True)
+def _shared_cache(settings):
+    """One test process is one instance, so its local-memory cache counts as shared here."""
+    settings.SHARED_STATE_CACHE = True
+
 DEAD_REDIS = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -173,6 +179,15 @@ def test_cache_down_serves_from_the_database_without_errors(settings, caplog, mo
         assert client.get("/api/v1/users/me").json()["first_name"] == "StillWrites"
     warnings = [r for r in caplog.records if "cache unavailable" in r.getMessage()]
     assert 1 <= len(warnings) <= 2  # logged once per interval, not once per request
+
+
+def test_unshared_cache_is_never_trusted_for_auth_state(settings, django_assert_num_queries):
+    settings.SHARED_STATE_CACHE = False
+    user = UserFactory()
+    client = _client_for(user)
+    client.get("/api/v1/users/me")
+    with django_assert_num_queries(2):  # session + user, from the database every time
+        assert client.get("/api/v1/users/me").status_code == 200
 
 
 def test_cache_down_still_refuses_a_revoked_token(settings):
