@@ -75,13 +75,15 @@ def _now_seconds() -> datetime:
 @transaction.atomic
 def session_issue(*, user: User, ip: str | None, user_agent: str) -> TokenPair:
     """Open a session for ``user`` (a login) and return its first token pair."""
-    issued = _now_seconds()
+    now = timezone.now()
+    issued = now.replace(microsecond=0)
     session = Session(
         user=user,
         ip=ip,
         user_agent=(user_agent or "")[:512],
-        created_at=issued,
-        last_used_at=issued,
+        # Full precision: the sessions list is ordered by created_at, and two logins can share a second.
+        created_at=now,
+        last_used_at=now,
         refresh_issued_at=issued,
         expires_at=issued + timedelta(seconds=settings.JWT_REFRESH_TTL),
         refresh_hash="",
