@@ -11,6 +11,9 @@ from django.core.signals import got_request_exception
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
 from django_ratelimit.exceptions import Ratelimited
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import set_rollback
@@ -21,7 +24,12 @@ from core.logging import get_request_id
 
 logger = logging.getLogger("core.errors")
 
-__all__ = ["CODE_OVERRIDES", "api_exception_handler", "error_for_exception", "error_response"]
+__all__ = ["CODE_OVERRIDES", "SERVICE_DOWN_ERRORS", "api_exception_handler", "error_for_exception", "error_response"]
+
+# A dependency that is down: the database (Django wraps every driver error) or the shared cache, e.g. the
+# rate-limit counters of a login (django-redis wraps most redis-py errors, but some escape unwrapped).
+CACHE_DOWN_ERRORS = (ConnectionInterrupted, RedisConnectionError, RedisTimeoutError)
+SERVICE_DOWN_ERRORS = (OperationalError, InterfaceError, *CACHE_DOWN_ERRORS)
 
 CODE_OVERRIDES: dict[type, str] = {
     drf_exceptions.ValidationError: codes.VALIDATION_ERROR,
@@ -106,8 +114,9 @@ def error_for_exception(exc: BaseException, request=None) -> HttpResponse | None
         )
     if isinstance(exc, RequestDataTooBig):
         return error_response(413, codes.PAYLOAD_TOO_LARGE, "Request body is too large.", request=request)
-    if isinstance(exc, OperationalError | InterfaceError):
-        logger.error("database unavailable: %s", type(exc).__name__)
+    if isinstance(exc, SERVICE_DOWN_ERRORS):
+        dependency = "cache" if isinstance(exc, CACHE_DOWN_ERRORS) else "database"
+        logger.error("%s unavailable: %s", dependency, type(exc.__cause__ or exc).__name__)
         return error_response(503, codes.SERVICE_UNAVAILABLE, GENERIC_MESSAGES[503], request=request)
     if isinstance(exc, DjangoValidationError):
         exc = drf_exceptions.ValidationError(as_serializer_error(exc))

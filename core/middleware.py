@@ -5,12 +5,13 @@ import time
 import uuid
 
 import orjson
-from django.core.exceptions import RequestDataTooBig
-from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpResponse
+from django_ratelimit.exceptions import Ratelimited
 
 from core import exceptions as codes
-from core.exception_handler import error_for_exception, error_response
+from core.exception_handler import SERVICE_DOWN_ERRORS, error_for_exception, error_response, server_error_response
 from core.health import readiness
 from core.logging import request_id_var
 
@@ -115,6 +116,10 @@ class ErrorEnvelopeMiddleware:
         return envelope
 
     def process_exception(self, request, exception):
-        if isinstance(exception, RequestDataTooBig | OperationalError | InterfaceError):
+        # Ratelimited subclasses PermissionDenied: without this, django-ratelimit's decorator answers 403.
+        if isinstance(exception, (RequestDataTooBig, Ratelimited, *SERVICE_DOWN_ERRORS)):
             return error_for_exception(exception, request)
+        if settings.DEBUG and not isinstance(exception, Http404 | PermissionDenied | SuspiciousOperation):
+            # Django's DEBUG page is HTML; the contract's development 500 is the envelope with its "stack".
+            return server_error_response(exception, request)
         return None
