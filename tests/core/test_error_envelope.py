@@ -275,19 +275,6 @@ def test_unexpected_exception_with_debug_carries_the_stack(plain_client, path, s
     assert "Traceback" in stack and "RuntimeError" in stack
 
 
-def test_unexpected_exception_is_logged_with_its_traceback(plain_client, monkeypatch, caplog):
-    from tests.core.urls import RaiseView
-
-    monkeypatch.setattr(RaiseView, "exception", RuntimeError("logged failure"))
-
-    response = plain_client.get("/test/raise")
-
-    assert response.status_code == 500
-    records = [r for r in caplog.records if r.exc_info and r.exc_info[0] is RuntimeError]
-    assert records, caplog.records
-    assert "logged failure" in str(records[0].exc_info[1])
-
-
 # ---------------------------------------------------------------- 503
 
 
