@@ -15,9 +15,10 @@ class UserManager(BaseUserManager):
         return self.get(email=normalize_email(username))
 
     def _create_user(self, email, password, **extra_fields):
+        email = normalize_email(email)
         if not email:
             raise ValueError("The email must be set")
-        user = self.model(email=normalize_email(email), **extra_fields)
+        user = self.model(email=email, **extra_fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
