@@ -59,7 +59,9 @@ def test_retrieve_unknown_id_returns_404(staff_user, auth_client):
     assert_error(auth_client(staff_user).get(url(uuid.uuid4())), 404, "not_found")
 
 
-@pytest.mark.parametrize("bad_id", ["not-a-uuid", "12345", "0" * 31, str(uuid.uuid4()) + "0", "me-too"])
+@pytest.mark.parametrize(
+    "bad_id", ["not-a-uuid", "12345", "0" * 31, "8c0f5d52-4a0e-4e7b-9d55-3c8f1b2a6e710", "me-too", "%20"]
+)
 def test_retrieve_malformed_id_returns_404(staff_user, auth_client, bad_id):
     assert_error(auth_client(staff_user).get(url(bad_id)), 404, "not_found")
 
