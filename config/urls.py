@@ -13,7 +13,11 @@ if settings.API_DOCS_PUBLIC:
     urlpatterns += [
         path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
         path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-        path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+        path(
+            "api/redoc/",
+            SpectacularRedocView.as_view(url_name="schema", template_name="core/redoc.html"),
+            name="redoc",
+        ),
     ]
 
 handler400 = "core.views.json_400"
