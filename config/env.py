@@ -32,6 +32,15 @@ def require_secret(name: str, value: str | None) -> str:
     return value
 
 
+def refuse_to_start(exc: Exception) -> None:
+    """Stop the process with one line naming what is wrong (no traceback): the settings are unusable."""
+    import sys
+
+    sys.stderr.write(f"ImproperlyConfigured: {exc}\n")
+    # 3 is gunicorn's worker boot-error status: its master stops instead of respawning the worker forever.
+    raise SystemExit(3)
+
+
 def email_settings(url: str) -> dict[str, object]:
     """Return Django's EMAIL_* settings for an ``EMAIL_URL`` (smtp://, smtp+tls://, console:, locmem:)."""
     if url.startswith("console:"):
