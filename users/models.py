@@ -1,4 +1,4 @@
-"""User (email login, UUID key) and Session (one per login, refresh tokens stored as hashes)."""
+"""User (email login, UUID key), Session (one per login), SecurityEvent (audit log) and LoginLockout."""
 
 import uuid
 
@@ -67,6 +67,8 @@ class Session(models.Model):
         PASSWORD_CHANGED = "password_changed"
         REUSE_DETECTED = "reuse_detected"
         DEACTIVATED = "deactivated"
+        PASSWORD_RESET = "password_reset"
+        LOCKED = "locked"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sessions")
@@ -95,3 +97,74 @@ class Session(models.Model):
     @property
     def is_open(self) -> bool:
         return self.ended_at is None and self.expires_at > timezone.now()
+
+
+class SecurityEvent(models.Model):
+    """One thing that happened to an account; append-only, and kept after its user is deleted.
+
+    ``user_id`` and ``actor_id`` are plain UUIDs, not foreign keys, so deleting a user neither cascades
+    nor blanks its history. ``details`` holds small facts (field names, an end reason), never secrets.
+    """
+
+    class Type(models.TextChoices):
+        REGISTERED = "registered"
+        LOGIN_SUCCEEDED = "login_succeeded"
+        LOGIN_FAILED = "login_failed"
+        LOGOUT = "logout"
+        LOGOUT_ALL = "logout_all"
+        TOKEN_REUSE_DETECTED = "token_reuse_detected"
+        PASSWORD_CHANGED = "password_changed"
+        PASSWORD_RESET_REQUESTED = "password_reset_requested"
+        PASSWORD_RESET_COMPLETED = "password_reset_completed"
+        EMAIL_VERIFICATION_SENT = "email_verification_sent"
+        EMAIL_VERIFIED = "email_verified"
+        PROFILE_CHANGED = "profile_changed"
+        ACTIVATED = "activated"
+        DEACTIVATED = "deactivated"
+        STAFF_GRANTED = "staff_granted"
+        STAFF_REMOVED = "staff_removed"
+        DELETED = "deleted"
+        LOCKED = "locked"
+        UNLOCKED = "unlocked"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=32, choices=Type.choices)
+    user_id = models.UUIDField(null=True, blank=True)
+    actor_id = models.UUIDField(null=True, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            # The events API pages one user's events newest first.
+            models.Index(fields=["user_id", "created_at", "id"], name="users_secevent_user_idx"),
+            models.Index(fields=["created_at"], name="users_secevent_created_idx"),
+            models.Index(fields=["type", "created_at"], name="users_secevent_type_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.type} of {self.user_id or '-'} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class LoginLockout(models.Model):
+    """Failed logins counted per submitted email, known or not, and the lock they lead to."""
+
+    email = models.CharField(max_length=254, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    # Locks so far: each one lasts twice as long as the one before.
+    lock_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["locked_until"], name="users_lockout_until_idx")]
+
+    def __str__(self):
+        return f"lockout of {self.email}"
+
+    @property
+    def is_locked(self) -> bool:
+        return self.locked_until is not None and self.locked_until > timezone.now()

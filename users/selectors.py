@@ -5,7 +5,7 @@ import uuid
 from django.db.models import QuerySet
 
 from users.auth_state import user_body_get
-from users.models import User
+from users.models import SecurityEvent, User
 
 
 def user_list(*, requested_by) -> QuerySet[User]:
@@ -44,3 +44,13 @@ def user_body_for(*, requested_by, user_id) -> bytes:
     if body is None:
         raise User.DoesNotExist()
     return body
+
+
+def security_event_list(*, requested_by, user_id: uuid.UUID) -> QuerySet[SecurityEvent]:
+    """Return the security events of ``user_id``: staff see anyone's (deleted users' too), others their own.
+
+    Raise User.DoesNotExist (a 404) for another user's id when ``requested_by`` is not staff.
+    """
+    if not requested_by.is_staff and user_id != requested_by.pk:
+        raise User.DoesNotExist()
+    return SecurityEvent.objects.filter(user_id=user_id)

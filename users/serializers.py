@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from users.models import User
+from users.models import SecurityEvent, User
 
 PERMISSION_LIMITED = {
     "is_active": "Only staff members may change is_active, and not on their own account.",
@@ -136,3 +136,33 @@ class SessionSerializer(serializers.Serializer):
 class PasswordChangeSerializer(serializers.Serializer):
     current_password = StrictCharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
     new_password = StrictCharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+
+
+class DetailSerializer(serializers.Serializer):
+    """A 202 answer: what happens next, the same whatever the input revealed."""
+
+    detail = serializers.CharField(read_only=True)
+
+
+class PasswordResetRequestSerializer(serializers.Serializer):
+    email = StrictEmailField(max_length=254)
+
+
+class PasswordResetConfirmSerializer(serializers.Serializer):
+    uid = StrictCharField(max_length=64)
+    token = StrictCharField(max_length=128)
+    new_password = StrictCharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+
+
+class EmailVerifySerializer(serializers.Serializer):
+    uid = StrictCharField(max_length=64)
+    token = StrictCharField(max_length=128)
+
+
+class SecurityEventSerializer(serializers.ModelSerializer):
+    """One entry of a user's security log."""
+
+    class Meta:
+        model = SecurityEvent
+        fields = ["id", "type", "created_at", "actor_id", "ip", "user_agent", "request_id", "details"]
+        read_only_fields = fields

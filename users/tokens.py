@@ -1,4 +1,4 @@
-"""JWT sessions on SimpleJWT tokens: issue, rotate (with a grace window), revoke one or all.
+"""JWT sessions on SimpleJWT tokens (issue, rotate with a grace window, revoke), and the email/password tokens.
 
 Every access and refresh token carries the session id (``sid``). A refresh token also carries its
 generation (``gen``); its ``jti`` is an HMAC of (sid, gen), so the current refresh token can be
@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+from django.utils.http import base36_to_int
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
@@ -23,7 +26,11 @@ from users.auth_state import session_state_publish, sessions_ended_publish
 from users.models import Session, User
 
 __all__ = [
+    "EmailVerificationTokenGenerator",
+    "PasswordResetLinkTokenGenerator",
     "TokenPair",
+    "email_verification_token",
+    "password_reset_token",
     "session_issue",
     "session_list",
     "session_revoke",
@@ -124,6 +131,13 @@ def session_rotate(*, refresh: str) -> TokenPair:
         ):
             return TokenPair(access=_access_token(session), refresh=_refresh_token(session), session_id=session.pk)
         _end(session, Session.EndReason.REUSE_DETECTED)
+        from users.services import security_event_record  # services imports this module
+
+        security_event_record(
+            type="token_reuse_detected",
+            user_id=session.user_id,
+            details={"session_id": str(session.pk), "generation": generation},
+        )
     # Committed above: the reuse ends the session even though this request fails.
     raise TokenNotValidError("Token has already been used; its session has been ended.")
 
@@ -184,3 +198,41 @@ def session_list(*, user_id: uuid.UUID):
     return Session.objects.filter(user_id=user_id, ended_at__isnull=True, expires_at__gt=timezone.now()).order_by(
         "-created_at", "-pk"
     )
+
+
+class PasswordResetLinkTokenGenerator(PasswordResetTokenGenerator):
+    """The token of a password reset link: single-use (the password hash is in it), PASSWORD_RESET_TIMEOUT."""
+
+    key_salt = "users.tokens.PasswordResetLinkTokenGenerator"
+
+
+class EmailVerificationTokenGenerator(PasswordResetTokenGenerator):
+    """The token of an email verification link: single-use, bound to the address, EMAIL_VERIFICATION_TIMEOUT.
+
+    The hash covers the email and ``email_verified``, so verifying (or changing the address) spends it.
+    """
+
+    key_salt = "users.tokens.EmailVerificationTokenGenerator"
+
+    def _make_hash_value(self, user, timestamp):
+        return f"{user.pk}{user.email}{user.email_verified}{timestamp}"
+
+    def check_token(self, user, token):
+        # Django's check_token applies PASSWORD_RESET_TIMEOUT; this link has its own lifetime.
+        if not (user and token) or token.count("-") != 1:
+            return False
+        ts_b36 = token.split("-")[0]
+        try:
+            ts = base36_to_int(ts_b36)
+        except ValueError:
+            return False
+        if not any(
+            constant_time_compare(self._make_token_with_timestamp(user, ts, secret), token)
+            for secret in [self.secret, *self.secret_fallbacks]
+        ):
+            return False
+        return self._num_seconds(self._now()) - ts <= settings.EMAIL_VERIFICATION_TIMEOUT
+
+
+password_reset_token = PasswordResetLinkTokenGenerator()
+email_verification_token = EmailVerificationTokenGenerator()

@@ -11,7 +11,16 @@ router = SimpleRouter()
 router.trailing_slash = "/?"
 router.register("users", views.UserViewSet, basename="user")
 
-users_urlpatterns = (router.urls, "users")
+users_urlpatterns = (
+    [
+        re_path(r"^users/me/events/?$", views.SecurityEventListView.as_view(), name="user-me-events"),
+        re_path(
+            rf"^users/(?P<user_id>{UUID_RE})/events/?$", views.SecurityEventListView.as_view(), name="user-events"
+        ),
+        *router.urls,
+    ],
+    "users",
+)
 
 auth_urlpatterns = (
     [
@@ -22,6 +31,12 @@ auth_urlpatterns = (
         re_path(r"^sessions/?$", views.SessionListView.as_view(), name="session-list"),
         re_path(rf"^sessions/(?P<session_id>{UUID_RE})/?$", views.SessionDetailView.as_view(), name="session-detail"),
         re_path(r"^password/change/?$", views.PasswordChangeView.as_view(), name="password-change"),
+        re_path(r"^password/reset/?$", views.PasswordResetRequestView.as_view(), name="password-reset"),
+        re_path(
+            r"^password/reset/confirm/?$", views.PasswordResetConfirmView.as_view(), name="password-reset-confirm"
+        ),
+        re_path(r"^email/verify/?$", views.EmailVerifyView.as_view(), name="email-verify"),
+        re_path(r"^email/verify/resend/?$", views.EmailVerifyResendView.as_view(), name="email-verify-resend"),
     ],
     "auth",
 )

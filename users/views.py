@@ -1,10 +1,12 @@
 """The users and auth API: a users viewset and small auth views; each validates, calls a service, answers."""
 
+import uuid
+
 from django.conf import settings
 from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -14,12 +16,17 @@ from core.ratelimit import client_ip, enforce_rate_limit
 from core.schema import errors
 from users import selectors, services, tokens
 from users.filters import UserFilter
-from users.models import UUID_RE, Session, User
+from users.models import UUID_RE, SecurityEvent, Session, User
 from users.permissions import IsRegistrationAllowed, IsSelfOrSuperuserTarget, IsStaff
 from users.serializers import (
+    DetailSerializer,
+    EmailVerifySerializer,
     LogoutAllSerializer,
     LogoutSerializer,
     PasswordChangeSerializer,
+    PasswordResetConfirmSerializer,
+    PasswordResetRequestSerializer,
+    SecurityEventSerializer,
     SessionSerializer,
     TokenObtainSerializer,
     TokenPairSerializer,
@@ -28,6 +35,10 @@ from users.serializers import (
     UserSerializer,
     UserUpdateSerializer,
 )
+
+REGISTRATION_ACCEPTED = "Registration received. Check your mailbox to continue."
+RESET_REQUESTED = "If an account uses this email, a password reset link is on its way."
+VERIFICATION_RESENT = "If your email is not verified yet, a new verification link is on its way."
 
 ORDERING_PARAMETER = OpenApiParameter(
     "ordering",
@@ -45,8 +56,16 @@ ORDERING_PARAMETER = OpenApiParameter(
     ),
     create=extend_schema(
         summary="Register a user (or create one, as staff)",
+        description=(
+            "Sends a verification email. With REGISTRATION_ENUMERATION_PROTECTION, anonymous registration answers "
+            "202 with the same body for a new and a taken email (the owner of a taken one is mailed a notice)."
+        ),
         request=UserCreateSerializer,
-        responses={201: UserSerializer, **errors(403)},
+        responses={
+            201: UserSerializer,
+            202: OpenApiResponse(DetailSerializer, description="REGISTRATION_ENUMERATION_PROTECTION is on"),
+            **errors(403),
+        },
     ),
     retrieve=extend_schema(summary="Read a user (self or staff)", responses={200: UserSerializer}),
     update=extend_schema(
@@ -101,8 +120,12 @@ class UserViewSet(
             )
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if not request.user.is_authenticated and settings.REGISTRATION_ENUMERATION_PROTECTION:
+            fields = {k: v for k, v in serializer.validated_data.items() if k not in ("is_active", "is_staff")}
+            services.user_register(**fields, request=request)
+            return Response({"detail": REGISTRATION_ACCEPTED}, status=status.HTTP_202_ACCEPTED)
         created_by = request.user if request.user.is_authenticated else None
-        user = services.user_create(**serializer.validated_data, created_by=created_by)
+        user = services.user_create(**serializer.validated_data, created_by=created_by, request=request)
         location = reverse("users:user-detail", kwargs={"pk": user.pk})
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED, headers={"Location": location})
 
@@ -116,11 +139,13 @@ class UserViewSet(
         user = self.get_object()
         serializer = self.get_serializer(user, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        user = services.user_update(user=user, data=serializer.validated_data, updated_by=request.user)
+        user = services.user_update(
+            user=user, data=serializer.validated_data, updated_by=request.user, request=request
+        )
         return Response(UserSerializer(user).data)
 
     def perform_destroy(self, instance):
-        services.user_delete(user=instance, deleted_by=self.request.user)
+        services.user_delete(user=instance, deleted_by=self.request.user, request=self.request)
 
     @extend_schema(methods=["GET"], summary="Read the caller", responses={200: UserSerializer})
     @extend_schema(
@@ -205,15 +230,11 @@ class LogoutView(APIView):
     @extend_schema(summary="Log out (end this session)", request=LogoutSerializer, responses={204: None})
     def post(self, request):
         LogoutSerializer(data=request.data).is_valid(raise_exception=True)
-        _revoke_current(request, reason=Session.EndReason.LOGOUT)
+        try:
+            services.user_logout(user=request.user, session_id=request.user.session_id, request=request)
+        except Session.DoesNotExist:
+            pass  # Ended concurrently: the outcome the caller asked for.
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-def _revoke_current(request, *, reason: str) -> None:
-    try:
-        tokens.session_revoke(user_id=request.user.pk, session_id=request.user.session_id, reason=reason)
-    except Session.DoesNotExist:
-        pass  # Ended concurrently: the outcome the caller asked for.
 
 
 class LogoutAllView(APIView):
@@ -224,7 +245,7 @@ class LogoutAllView(APIView):
         serializer = LogoutAllSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         keep = request.user.session_id if serializer.validated_data["keep_current"] else None
-        tokens.session_revoke_all(user_id=request.user.pk, reason=Session.EndReason.LOGOUT_ALL, keep_session_id=keep)
+        services.user_logout_all(user=request.user, keep_session_id=keep, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -258,5 +279,102 @@ class PasswordChangeView(APIView):
         serializer = PasswordChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = User.objects.get(pk=request.user.pk)
-        services.password_change(user=user, keep_session_id=request.user.session_id, **serializer.validated_data)
+        services.password_change(
+            user=user, keep_session_id=request.user.session_id, request=request, **serializer.validated_data
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordResetRequestView(APIView):
+    """Ask for a password reset link; the same 202 whether or not the email has an account."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        summary="Request a password reset link",
+        description="Answers 202 with the same body, in comparable time, whether or not the email exists.",
+        request=PasswordResetRequestSerializer,
+        responses={202: DetailSerializer},
+    )
+    def post(self, request):
+        serializer = PasswordResetRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        email = serializer.validated_data["email"]
+        enforce_rate_limit(request, group="reset-ip", value=client_ip(request), rate=settings.RATELIMIT_RESET_IP)
+        enforce_rate_limit(request, group="reset-email", value=email, rate=settings.RATELIMIT_RESET_EMAIL)
+        services.password_reset_request(email=email, request=request)
+        return Response({"detail": RESET_REQUESTED}, status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmView(APIView):
+    """Set a new password with the uid and token of a reset link; every session of the user ends."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        summary="Set a new password from a reset link",
+        description="The token is single-use and expires (PASSWORD_RESET_TIMEOUT); a bad one is 400 (details.token).",
+        request=PasswordResetConfirmSerializer,
+        responses={204: OpenApiResponse(description="Password set; every session ended.")},
+    )
+    def post(self, request):
+        serializer = PasswordResetConfirmSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.password_reset_confirm(**serializer.validated_data, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EmailVerifyView(APIView):
+    """Verify an email address with the uid and token of a verification link."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(
+        summary="Verify my email address",
+        description="The token is single-use and expires; a bad, used or expired one is 400 (details.token).",
+        request=EmailVerifySerializer,
+        responses={204: OpenApiResponse(description="The email is verified.")},
+    )
+    def post(self, request):
+        serializer = EmailVerifySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.email_verify_confirm(**serializer.validated_data, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EmailVerifyResendView(APIView):
+    """Mail the caller a new verification link (rate-limited per user)."""
+
+    @extend_schema(summary="Resend my verification email", request=None, responses={202: DetailSerializer})
+    def post(self, request):
+        enforce_rate_limit(
+            request, group="verify-resend", value=str(request.user.pk), rate=settings.RATELIMIT_VERIFY_RESEND
+        )
+        services.email_verification_resend(user=User.objects.get(pk=request.user.pk), request=request)
+        return Response({"detail": VERIFICATION_RESENT}, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(
+    summary="List a user's security events, newest first (self or staff)",
+    parameters=[
+        OpenApiParameter("ordering", str, enum=["-created_at", "created_at"], description="Default `-created_at`.")
+    ],
+    responses={200: SecurityEventSerializer(many=True)},
+)
+class SecurityEventListView(mixins.ListModelMixin, generics.GenericAPIView):
+    """A cursor page of one user's security events: the caller's own (``me``), or anyone's for staff."""
+
+    serializer_class = SecurityEventSerializer
+    queryset = SecurityEvent.objects.none()  # for the schema; get_queryset applies visibility
+    ordering_fields = {"created_at": "datetime"}
+    default_ordering = "-created_at"
+
+    def get_queryset(self):
+        user_id = self.kwargs.get("user_id") or self.request.user.pk
+        return selectors.security_event_list(requested_by=self.request.user, user_id=uuid.UUID(str(user_id)))
+
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)

@@ -43,6 +43,8 @@ INSTALLED_APPS = [
     "corsheaders",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
     "core",
     "users",
 ]
@@ -201,6 +203,34 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Users, JWT sessions and accounts. Every error uses one envelope (see ErrorEnvelope).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+# Mail leaves the request path as a django-tasks task, enqueued after commit. "immediate": sent in the web process
+# as the request ends (development, tests); "database": queued in the database and sent by `manage.py db_worker`
+# (the Procfile's worker), which survives a crash of the worker without losing a message.
+TASKS_BACKEND = env.str("TASKS_BACKEND", default="database" if DJANGO_ENV == "production" else "immediate")
+TASKS = {
+    "default": {
+        "BACKEND": {
+            "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+            "database": "django_tasks_db.DatabaseBackend",
+        }[TASKS_BACKEND]
+    }
+}
+MAIL_MAX_ATTEMPTS = env.int("MAIL_MAX_ATTEMPTS", default=5)
+MAIL_RETRY_DELAY = env.int("MAIL_RETRY_DELAY", default=30)  # seconds before the 2nd attempt, doubling after
+# A mail task still running after this long lost its worker (killed mid-send): the worker puts it back in the queue.
+MAIL_TASK_STALE_AFTER = env.int("MAIL_TASK_STALE_AFTER", default=300)
+
+# ---------------------------------------------------------------- ACCOUNT LIFECYCLE
+REQUIRE_EMAIL_VERIFICATION = env.bool("REQUIRE_EMAIL_VERIFICATION", default=False)
+REGISTRATION_ENUMERATION_PROTECTION = env.bool("REGISTRATION_ENUMERATION_PROTECTION", default=False)
+EMAIL_VERIFICATION_TIMEOUT = env.int("EMAIL_VERIFICATION_TIMEOUT", default=3 * 24 * 3600)
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)  # Django's own setting, in seconds
+RATELIMIT_VERIFY_RESEND = env.str("RATELIMIT_VERIFY_RESEND", default="3/h")
+# Per-account lockout, counted per submitted email (Keycloak's brute-force detection is the model).
+LOCKOUT_THRESHOLD = env.int("LOCKOUT_THRESHOLD", default=10)  # failed logins ...
+LOCKOUT_WINDOW = env.int("LOCKOUT_WINDOW", default=3600)  # ... within this many seconds lock the account
+LOCKOUT_DURATION = env.int("LOCKOUT_DURATION", default=15 * 60)  # first lock; each further lock doubles it
+LOCKOUT_MAX_DURATION = env.int("LOCKOUT_MAX_DURATION", default=24 * 3600)
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
