@@ -196,13 +196,6 @@ EMAIL_URL = env.str("EMAIL_URL", default="console:")
 globals().update(email_settings(EMAIL_URL))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="no-reply@localhost")
 FRONTEND_URL = env.str("FRONTEND_URL", default="http://localhost:3000").rstrip("/")
-
-# ---------------------------------------------------------------- DOCS
-SPECTACULAR_SETTINGS = {
-    "TITLE": "Users service API",
-    "DESCRIPTION": "Users, JWT sessions and accounts. Every error uses one envelope (see ErrorEnvelope).",
-    "VERSION": "1.0.0",
-    "SERVE_INCLUDE_SCHEMA": False,
 # Mail leaves the request path as a django-tasks task, enqueued after commit. "immediate": sent in the web process
 # as the request ends (development, tests); "database": queued in the database and sent by `manage.py db_worker`
 # (the Procfile's worker), which survives a crash of the worker without losing a message.
@@ -231,6 +224,13 @@ LOCKOUT_THRESHOLD = env.int("LOCKOUT_THRESHOLD", default=10)  # failed logins ..
 LOCKOUT_WINDOW = env.int("LOCKOUT_WINDOW", default=3600)  # ... within this many seconds lock the account
 LOCKOUT_DURATION = env.int("LOCKOUT_DURATION", default=15 * 60)  # first lock; each further lock doubles it
 LOCKOUT_MAX_DURATION = env.int("LOCKOUT_MAX_DURATION", default=24 * 3600)
+
+# ---------------------------------------------------------------- DOCS
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Users service API",
+    "DESCRIPTION": "Users, JWT sessions and accounts. Every error uses one envelope (see ErrorEnvelope).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
