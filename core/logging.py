@@ -1,18 +1,26 @@
-"""Request-scoped log context (request id) and the JSON line formatter."""
+"""Request-scoped log context (request id), the JSON line formatter and the access-line writer."""
 
 import contextvars
 import logging
+import sys
 import traceback
 from datetime import UTC, datetime
 
 import orjson
+from django.conf import settings
 
-__all__ = ["JsonFormatter", "RequestIdFilter", "get_request_id", "request_id_var"]
+__all__ = ["JsonFormatter", "RequestIdFilter", "get_request_id", "request_id_var", "write_access_line"]
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else passed in ``extra`` goes into the JSON line.
-_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id"}
+# ``request`` (Django's request loggers pass the HttpRequest) is left out: its repr carries the query string.
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "request_id",
+    "request",
+}
 
 
 def get_request_id() -> str | None:
@@ -47,3 +55,20 @@ class JsonFormatter(logging.Formatter):
             line["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
             line["stack"] = "".join(traceback.format_exception(*record.exc_info))
         return orjson.dumps(line, default=str).decode()
+
+
+def write_access_line(line: dict) -> None:
+    """Write one access line to stdout: one orjson dump and one write, bypassing ``logging`` (PERF.md).
+
+    JSON with ``LOG_FORMAT=json`` (production's default), else a readable text line (development).
+    """
+    stream = sys.stdout
+    if settings.LOG_FORMAT == "json":
+        stream.write(orjson.dumps(line).decode() + "\n")
+    else:
+        stream.write(
+            f"{line['ts']} {line['level']} access [{line['request_id']}] {line['method']} {line['path']} "
+            f"{line['status']} {line['duration_ms']}ms route={line['route']} user={line['user_id'] or '-'} "
+            f"ip={line['ip']} bytes={line['bytes']}\n"
+        )
+    stream.flush()

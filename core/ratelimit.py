@@ -1,12 +1,60 @@
-"""Rate limits on django-ratelimit's counters in the shared cache, and the client IP behind trusted proxies."""
+"""Rate limits counted in the shared cache, the client IP behind trusted proxies, and the cache-down policy.
 
+Every limit of the contract's table, in the shared cache so it holds across workers and instances:
+
+- endpoint limits (login, registration, password reset, admin login): ``enforce_rate_limit()`` on
+  django-ratelimit's counters, called by the view (``RateLimitMiddleware`` for the admin login);
+- ``RATELIMIT_ANON`` per client IP: ``RateLimitMiddleware``, before any work, for every request that is not
+  a Bearer-authenticated API request;
+- ``RATELIMIT_USER`` per user: ``RequestRateThrottle`` (DRF), once the token is verified; it also counts, per
+  IP, the API requests whose Bearer header a view ignored (login, refresh, the schema), so a junk
+  ``Authorization`` header does not escape the anonymous limit.
+
+When the shared cache is down (Redis stopped or unreachable), decided per kind of limit:
+
+- per-user and anonymous limits fail open: the request is served, the failure logged (at most every
+  ``STORE_ERROR_LOG_INTERVAL`` seconds per process) and counted in ``ratelimit_store_errors_total``;
+- endpoint limits (login, registration, password reset, admin login) fail closed: 503
+  ``service_unavailable``, logged and counted. These are the endpoints an attacker guesses passwords or
+  sends mail through, and a cache outage is exactly when a per-process fallback would multiply every limit
+  by the number of workers and instances. The cost is bounded: signed-in clients keep working and keep
+  refreshing their tokens (neither needs a rate limit), so only new logins wait for the cache.
+"""
+
+import functools
+import logging
 import time
 
 from django.conf import settings
+from django.core.cache import caches
+from django.urls import NoReverseMatch, reverse
 from django_ratelimit.core import _get_window, _split_rate, is_ratelimited
 from django_ratelimit.exceptions import Ratelimited
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from rest_framework.throttling import BaseThrottle
 
-__all__ = ["RateLimitedError", "client_ip", "enforce_rate_limit"]
+from core.metrics import record_rate_limit_store_error, record_rate_limited
+
+logger = logging.getLogger("core.ratelimit")
+
+__all__ = [
+    "STORE_ERRORS",
+    "RateLimitMiddleware",
+    "RateLimitedError",
+    "RequestRateThrottle",
+    "client_ip",
+    "enforce_rate_limit",
+    "has_bearer_credentials",
+    "hit",
+]
+
+# The shared cache is down: django-redis's ConnectionInterrupted, or redis-py's own errors where they escape it
+# (core.exception_handler answers these 503).
+STORE_ERRORS = (ConnectionInterrupted, RedisConnectionError, RedisTimeoutError)
+STORE_ERROR_LOG_INTERVAL = 10.0  # seconds: one warning per process and interval, however many requests fail
+EXPIRY_FUDGE = 5  # seconds a counter outlives its window, as django-ratelimit does
 
 
 class RateLimitedError(Ratelimited):
@@ -23,16 +71,171 @@ def client_ip(request) -> str:
     if hops > 0:
         forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
         # Each trusted proxy appends the address it saw; the client is the one the outermost trusted proxy saw.
+        # Whatever the client wrote itself is further left, so it can never be picked.
         if len(forwarded) >= hops:
             return forwarded[-hops]
     return request.META.get("REMOTE_ADDR", "")
 
 
+def has_bearer_credentials(request) -> bool:
+    """Return True when the request carries ``Authorization: Bearer ...`` (verified or not)."""
+    header = request.META.get("HTTP_AUTHORIZATION")
+    return bool(header) and header.split(None, 1)[0] == "Bearer"
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_rate(rate: str) -> tuple[int, int]:
+    return _split_rate(rate)
+
+
+def _retry_after(value: str, period: int) -> int:
+    return max(1, int(_get_window(value, period) - time.time()) + 1)
+
+
+_last_store_warning = 0.0
+
+
+def _store_unavailable(limit: str, outcome: str, exc: BaseException) -> None:
+    global _last_store_warning
+    record_rate_limit_store_error(limit, outcome)
+    now = time.monotonic()
+    if now - _last_store_warning >= STORE_ERROR_LOG_INTERVAL:
+        _last_store_warning = now
+        logger.warning("rate-limit store unavailable (%s): %s", outcome, type(exc).__name__, extra={"limit": limit})
+
+
 def enforce_rate_limit(request, *, group: str, value: str, rate: str) -> None:
-    """Count one request for ``value`` in ``group``; raise RateLimitedError when over ``rate``."""
-    if not value:
+    """Count one request for ``value`` in ``group``; raise RateLimitedError when over ``rate``.
+
+    Counted by django-ratelimit in the shared cache. Fails closed: when that cache is down the store error
+    is logged, counted and raised again, and the error handler answers 503 ``service_unavailable``.
+    """
+    if not value or not settings.RATELIMIT_ENABLE:
         return
-    if is_ratelimited(request, group=group, key=lambda _group, _request: value, rate=rate, increment=True):
-        _count, period = _split_rate(rate)
-        retry_after = int(_get_window(value, period) - time.time()) + 1
-        raise RateLimitedError(max(1, retry_after))
+    try:
+        limited = is_ratelimited(request, group=group, key=lambda _group, _request: value, rate=rate, increment=True)
+    except STORE_ERRORS as exc:
+        _store_unavailable(group, "fail_closed", exc)
+        raise
+    if limited:
+        record_rate_limited(group)
+        raise RateLimitedError(_retry_after(value, _parse_rate(rate)[1]))
+
+
+def _shared_incr(key: str, period: int) -> int:
+    """Increment a window counter in the shared cache: one round trip on Redis (INCR and EXPIRE pipelined)."""
+    cache = caches[settings.RATELIMIT_USE_CACHE]
+    client = getattr(cache, "client", None)
+    if client is not None and hasattr(client, "get_client"):
+        full_key = cache.make_key(key)
+        pipe = client.get_client(write=True).pipeline(transaction=False)
+        pipe.incr(full_key)
+        pipe.expire(full_key, period + EXPIRY_FUDGE)
+        return pipe.execute()[0]
+    if cache.add(key, 1, period + EXPIRY_FUDGE):
+        return 1
+    return cache.incr(key)
+
+
+def hit(group: str, value: str, rate: str) -> int | None:
+    """Count one request for ``value``; return the seconds to wait when over ``rate``, else None.
+
+    Fails open: when the shared cache is down the request is allowed, and the failure logged and counted.
+    """
+    limit, period = _parse_rate(rate)
+    window = _get_window(value, period)
+    try:
+        count = _shared_incr(f"rl:{group}:{value}:{window}", period)
+    except STORE_ERRORS as exc:
+        _store_unavailable(group, "fail_open", exc)
+        return None
+    if count <= limit:
+        return None
+    record_rate_limited(group)
+    return max(1, int(window - time.time()) + 1)
+
+
+class RequestRateThrottle(BaseThrottle):
+    """DRF throttle: ``RATELIMIT_USER`` per authenticated user; ``RATELIMIT_ANON`` per IP for the rest.
+
+    Anonymous requests without Bearer credentials were counted by RateLimitMiddleware already; this counts
+    the ones whose Bearer header the view did not use (views with no authentication classes).
+    """
+
+    def __init__(self):
+        self._wait: int | None = None
+
+    def allow_request(self, request, view):
+        if not settings.RATELIMIT_ENABLE:
+            return True
+        user = request.user
+        if user is not None and user.is_authenticated:
+            self._wait = hit("user", str(user.pk), settings.RATELIMIT_USER)
+        elif has_bearer_credentials(request):
+            self._wait = hit("anon", client_ip(request), settings.RATELIMIT_ANON)
+        else:
+            return True
+        return self._wait is None
+
+    def wait(self):
+        return self._wait
+
+
+class RateLimitMiddleware:
+    """Per-IP limits that need no view: ``RATELIMIT_ANON`` and the admin login's IP and username limits.
+
+    Every request that is not a Bearer request to the API counts against its IP's anonymous limit before any
+    work is done (health checks, /metrics and static files are answered by earlier middleware). A ``POST`` to
+    the admin login also counts against ``RATELIMIT_ADMIN_LOGIN_IP`` and ``RATELIMIT_ADMIN_LOGIN_USERNAME``.
+    Refusals are 429 in the envelope with ``Retry-After``, as is django-ratelimit's ``Ratelimited`` raised by a
+    decorated view.
+    """
+
+    api_prefix = "/api/"
+
+    def __init__(self, get_response):
+        # Imported here, not on top: DRF imports this module (DEFAULT_THROTTLE_CLASSES) while it builds APIView,
+        # which core.exception_handler imports.
+        from core.exception_handler import error_for_exception
+
+        self.error_for_exception = error_for_exception
+        self.get_response = get_response
+        self._admin_login_path: str | None = None
+
+    def __call__(self, request):
+        if settings.RATELIMIT_ENABLE:
+            try:
+                self.check(request)
+            except (Ratelimited, *STORE_ERRORS) as exc:
+                # The envelope: 429 with Retry-After, or 503 for a store error of a fail-closed limit.
+                return self.error_for_exception(exc, request)
+        return self.get_response(request)
+
+    def check(self, request) -> None:
+        if not (request.path_info.startswith(self.api_prefix) and has_bearer_credentials(request)):
+            wait = hit("anon", client_ip(request), settings.RATELIMIT_ANON)
+            if wait is not None:
+                raise RateLimitedError(wait)
+        if request.method == "POST" and request.path_info == self.admin_login_path:
+            ip = client_ip(request)
+            enforce_rate_limit(request, group="admin-login-ip", value=ip, rate=settings.RATELIMIT_ADMIN_LOGIN_IP)
+            username = request.POST.get("username", "").strip().lower()
+            enforce_rate_limit(
+                request, group="admin-login-username", value=username, rate=settings.RATELIMIT_ADMIN_LOGIN_USERNAME
+            )
+
+    @property
+    def admin_login_path(self) -> str | None:
+        if self._admin_login_path is None:
+            try:
+                self._admin_login_path = reverse("admin:login")
+            except NoReverseMatch:
+                self._admin_login_path = ""
+        return self._admin_login_path
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, Ratelimited):
+            if not isinstance(exception, RateLimitedError):
+                record_rate_limited("view")
+            return self.error_for_exception(exception, request)
+        return None

@@ -51,11 +51,17 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.middleware.RequestIdMiddleware",
+    # Sees every answer (middleware ones too) with its final status: access line + request metrics.
+    "core.access_log.AccessLogMiddleware",
+    # /healthz, /readyz and /metrics answer before Host checks and HTTPS redirects (balancers, Prometheus).
     "core.middleware.HealthCheckMiddleware",
+    "core.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "core.middleware.ErrorEnvelopeMiddleware",
+    # Inside CORS, so a 429 carries the CORS headers a browser needs to read it.
+    "core.ratelimit.RateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -151,7 +157,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.pagination.KeysetCursorPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_CLASSES": [],
+    # RATELIMIT_USER per user (and RATELIMIT_ANON for ignored Bearer headers); see core/ratelimit.py.
+    "DEFAULT_THROTTLE_CLASSES": ["core.ratelimit.RequestRateThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "PAGE_SIZE": 20,
 }
@@ -261,6 +268,12 @@ USE_TZ = True
 # ---------------------------------------------------------------- LOGGING
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if DJANGO_ENV == "production" else "text")
+if LOG_FORMAT not in ("json", "text"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("LOG_FORMAT must be json or text")
+# One line per request from core.access_log (gunicorn's own access log is off: config/gunicorn.py).
+ACCESS_LOG = env.bool("ACCESS_LOG", default=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -279,8 +292,13 @@ LOGGING = {
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
-        # The access log is ours (core.middleware); Django's own request logger would repeat each 4xx/5xx.
+        # The access log is ours (core.access_log); Django's own request logger would repeat each 4xx/5xx.
         "django.request": {"level": "ERROR", "propagate": True},
         "django.server": {"level": "WARNING"},
     },
 }
+
+# ---------------------------------------------------------------- METRICS
+# /metrics: these networks, or `Authorization: Bearer $METRICS_TOKEN` from anywhere (empty: no token accepted).
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.0/8", "::1"])
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
