@@ -51,8 +51,10 @@ if (_env.get("LOG_FORMAT") or ("json" if _env.get("DJANGO_ENV") == "production" 
         "root": {"handlers": ["json_stderr"], "level": loglevel.upper()},
         "loggers": {"gunicorn.error": {"handlers": ["json_stderr"], "level": loglevel.upper(), "propagate": False}},
     }
-# Heartbeat files in memory: a slow disk must not make the master think a worker hung.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# Heartbeat files in memory: a slow disk must not make the master think a worker hung. gunicorn creates them
+# with mkstemp and unlinks them at once, so a shared directory is safe here.
+_SHM = "/dev/shm"  # noqa: S108
+worker_tmp_dir = _SHM if os.path.isdir(_SHM) else None
 # No control socket: its default path is per user, so two instances on one host would fight over it.
 control_socket_disable = True
 preload_app = False
