@@ -2,11 +2,13 @@
 
 import base64
 import json
+import threading
 from datetime import timedelta
 
 import jwt
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -222,3 +224,37 @@ def test_refresh_needs_no_access_token(user):
     response = client.post(URL, {"refresh": tokens["refresh"]}, format="json")
 
     assert response.status_code == 200
+
+
+def test_concurrent_refreshes_with_one_token_all_get_a_pair_of_the_live_session(user):
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        # Threads on SQLite's shared-cache memory database fail with "table is locked" instead of waiting;
+        # a SQLite file (the embedded default) and PostgreSQL serialise them as production does.
+        pytest.skip("concurrent writers need a file or server database")
+    tokens = login(user.email)
+    start = threading.Barrier(4)
+    results = []
+
+    def refresh_once():
+        try:
+            start.wait(timeout=10)
+            response = refresh(tokens["refresh"])
+            results.append((response.status_code, response.json()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=refresh_once) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert [status for status, _body in results] == [200] * 4, results
+    session = session_of(tokens["refresh"])
+    assert session.ended_at is None
+    assert session.generation == 1
+    for _status, pair in results:
+        assert claims(pair["access"])["sid"] == str(session.pk)
+        assert me(pair["access"]).status_code == 200
+    # Every client ends up holding the one current refresh token.
+    assert len({pair["refresh"] for _status, pair in results}) == 1
