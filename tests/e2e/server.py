@@ -261,12 +261,14 @@ class Tally:
     no_answer: int = 0
     server_errors: int = 0
     expected_503: int = 0
+    notes: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def line(self, suite: str, outcome: str) -> str:
         return (
             f"e2e {suite}: {self.sent} requests sent, {self.no_answer} failures (no answer), "
             f"{self.server_errors} 5xx ({self.expected_503} of them 503 while a dependency was down); {outcome}"
+            + "".join(f"; {note}" for note in self.notes)
         )
 
 
