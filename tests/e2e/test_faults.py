@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -277,3 +278,56 @@ def test_worker_killed_mid_request_gives_an_error_never_a_partial_write(start_se
     # The master replaced every worker and the service answers.
     assert len(server.wait_for_workers()) == 2
     assert client.register(unique("kill-after")).status == 201
+
+
+@pytest.fixture
+def partitioned_server(start_server, stack):
+    """A server that reaches Redis through a relay the test can cut: Redis keeps running, with its data."""
+    redis_url = urlsplit(stack[1])
+    proxy = e2e.TcpProxy(redis_url.hostname, redis_url.port or 6379).start()
+    try:
+        url = redis_url._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+        yield start_server("faults-partition", REDIS_URL=url), proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "known gap: an invalidation that cannot reach Redis is lost, so entries cached before a partition (or "
+        "kept by a restart with persistence, or a failover to a replica) come back: the old profile, and an open "
+        "state for a session that ended. Until fixed, the README's runbook deletes the service's keys after such "
+        "an outage"
+    ),
+)
+def test_redis_partition_write_and_logout_during_it_are_honoured_after_it(partitioned_server, stack, key_prefix):
+    """Redis unreachable but not restarted: what the cache held before must not come back after the partition."""
+    server, proxy = partitioned_server
+    client = Client(server, SUITE)
+    email = unique("partition")
+    assert client.register(email, first_name="Before").status == 201
+    kept, ended = client.login(email), client.login(email)
+    for _ in range(6):  # both workers hold the body and both sessions' state in the shared cache
+        for tokens in (kept, ended):
+            assert client("GET", "/api/v1/users/me", token=tokens["access"]).json()["first_name"] == "Before"
+
+    client.outage = True
+    proxy.cut()
+    try:
+        patched = client("PATCH", "/api/v1/users/me", token=kept["access"], body={"first_name": "During"})
+        logout = client("POST", "/api/v1/auth/logout", token=ended["access"])
+    finally:
+        proxy.restore()
+        client.outage = False
+    assert patched.status == 200, patched.body
+    assert logout.status == 204, logout.body
+
+    names = {client("GET", "/api/v1/users/me", token=kept["access"]).json()["first_name"] for _ in range(6)}
+    statuses = {client("GET", "/api/v1/users/me", token=ended["access"]).status for _ in range(6)}
+    problems = []
+    if names != {"During"}:
+        problems.append(f"stale profile served after the partition: {sorted(names)}")
+    if statuses != {401}:
+        problems.append(f"a session ended during the partition is accepted after it: {sorted(statuses)}")
+    assert not problems, "; ".join(problems)
