@@ -16,10 +16,15 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-__all__ = ["EstimatedCountPaginator", "KeysetCursorPagination"]
+__all__ = ["EstimatedCountPaginator", "KeysetCursorPagination", "nullable_sort_key"]
 
 # Nulls sort as the epoch so a nullable column (last_login) still gives a total order with the id.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def nullable_sort_key(field: str) -> Coalesce:
+    """Return the sort key of a nullable datetime column (nulls as the epoch); index this same expression."""
+    return Coalesce(F(field), Value(EPOCH, output_field=DateTimeField()))
 
 
 class KeysetCursorPagination(BasePagination):
@@ -50,9 +55,7 @@ class KeysetCursorPagination(BasePagination):
         descending = self.ordering.startswith("-")
         cursor = self._decode_cursor(request.query_params.get(self.cursor_query_param))
 
-        key = (
-            Coalesce(F(field), Value(EPOCH, output_field=DateTimeField())) if kind == "nullable_datetime" else F(field)
-        )
+        key = nullable_sort_key(field) if kind == "nullable_datetime" else F(field)
         queryset = queryset.annotate(_sort_key=key)
         backwards = cursor is not None and cursor["d"] == "p"
         ascending = descending == backwards

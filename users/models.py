@@ -5,10 +5,17 @@ import uuid
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
+from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from core.pagination import nullable_sort_key
 from users.managers import UserManager, normalize_email
+
+
+def last_login_sort_key():
+    return nullable_sort_key("last_login")
+
 
 # A UUID in a URL, with or without hyphens.
 UUID_RE = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -39,7 +46,8 @@ class User(AbstractBaseUser, PermissionsMixin):
         ]
         indexes = [
             models.Index(fields=["date_joined", "id"], name="users_user_joined_idx"),
-            models.Index(fields=["last_login", "id"], name="users_user_last_login_idx"),
+            # The list orders by last_login with nulls as the epoch (core.pagination): index that very expression.
+            models.Index(last_login_sort_key(), F("id"), name="users_user_last_login_key_idx"),
             models.Index(fields=["is_active", "is_staff"], name="users_user_flags_idx"),
         ]
 
