@@ -106,8 +106,10 @@ class KeysetCursorPagination(BasePagination):
                 "name": self.page_size_query_param,
                 "required": False,
                 "in": "query",
-                "description": f"Results per page (default {self.page_size}, at most {self.max_page_size}).",
-                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+                "allowEmptyValue": False,  # ?page_size= is a 400, unlike the other query parameters
+                "description": f"Results per page (default {self.page_size}; over {self.max_page_size} is capped).",
+                # Capped, not refused (the contract): so no "maximum" here, which would tell clients to expect a 400.
+                "schema": {"type": "integer", "minimum": 1},
             },
         ]
 
