@@ -57,11 +57,17 @@ def add_error_responses(result, generator, request, public):
             statuses = [405, 429, 500, 503]
             if operation.get("security") and {} not in operation["security"]:
                 statuses.append(401)
+            query = [p for p in operation.get("parameters", []) if p.get("in") == "query"]
+            for parameter in query:
+                # An empty query parameter (?ordering=) means the parameter is not given.
+                parameter.setdefault("allowEmptyValue", True)
+            if query:
+                statuses.append(400)  # a filter, cursor or ordering that is not valid
             if "requestBody" in operation:
                 statuses += [400, 413, 415]
             if "{" in path:
                 statuses.append(404)
-            for status in statuses:
+            for status in dict.fromkeys(statuses):
                 operation["responses"].setdefault(
                     str(status),
                     {"description": ERROR_DESCRIPTIONS[status], "content": {"application/json": {"schema": envelope}}},
