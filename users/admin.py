@@ -101,8 +101,9 @@ class SessionAdmin(admin.ModelAdmin):
     list_display = ["id", "user", "created_at", "last_used_at", "ip", "ended_at", "end_reason"]
     list_filter = ["end_reason"]
     search_fields = ["user__email", "ip"]
-    readonly_fields = [f.name for f in Session._meta.fields]
     exclude = ["refresh_hash", "previous_refresh_hash"]
+    # Read-only fields are shown even when excluded: leave the refresh token hashes out of both.
+    readonly_fields = [f.name for f in Session._meta.fields if not f.name.endswith("refresh_hash")]
 
     def has_add_permission(self, request):
         return False

@@ -61,6 +61,17 @@ ORDERING_PARAMETER = OpenApiParameter(
             "202 with the same body for a new and a taken email (the owner of a taken one is mailed a notice)."
         ),
         request=UserCreateSerializer,
+        # Anyone may register while ALLOW_REGISTRATION is on: the token is optional (staff creating a user send one).
+        auth=[{"jwtAuth": []}, {}],
+        parameters=[
+            OpenApiParameter(
+                "Location",
+                str,
+                location=OpenApiParameter.HEADER,
+                response=[201],
+                description="The URL of the created user.",
+            )
+        ],
         responses={
             201: UserSerializer,
             202: OpenApiResponse(DetailSerializer, description="REGISTRATION_ENUMERATION_PROTECTION is on"),
