@@ -37,10 +37,6 @@ OPERATIONS = [
     ("post", "/api/v1/auth/email/verify/resend", False, "202"),
 ]
 OPERATION_IDS = [f"{method.upper()} {path}" for method, path, _, _ in OPERATIONS]
-# Known gaps of the schema (strict: each fails until fixed, then must lose its mark).
-REGISTRATION_SECURITY_GAP = pytest.mark.xfail(
-    strict=True, reason="POST /api/v1/users does not say a token is optional (anyone may register)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -107,14 +103,7 @@ def test_operation_lists_the_errors_its_request_can_meet(schema, method, path, a
         assert "401" in statuses
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "anonymous", "success"),
-    [
-        pytest.param(*op, marks=REGISTRATION_SECURITY_GAP) if op[:2] == ("post", "/api/v1/users") else op
-        for op in OPERATIONS
-    ],
-    ids=OPERATION_IDS,
-)
+@pytest.mark.parametrize(("method", "path", "anonymous", "success"), OPERATIONS, ids=OPERATION_IDS)
 def test_operation_security_says_whether_a_token_is_needed(schema, method, path, anonymous, success):
     security = _operation(schema, method, path).get("security", [])
 
@@ -197,7 +186,6 @@ def test_docs_page_loads_nothing_from_outside(api_client, page):
     assert not re.findall(r'(?:src|href)="(?:https?:)?//', html), html
 
 
-@pytest.mark.xfail(strict=True, reason="the 201 of registration does not document its Location header")
 def test_registration_documents_its_location_header(schema):
     created = _operation(schema, "post", "/api/v1/users")["responses"]["201"]
 
