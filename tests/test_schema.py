@@ -192,9 +192,6 @@ def test_registration_documents_its_location_header(schema):
     assert "Location" in created.get("headers", {}), created
 
 
-@pytest.mark.xfail(
-    strict=True, reason="Swagger UI's default validatorUrl sends the schema URL to validator.swagger.io"
-)
 def test_swagger_ui_does_not_send_the_schema_to_the_online_validator(api_client):
     html = api_client.get("/api/docs/").content.decode()
 
