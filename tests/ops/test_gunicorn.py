@@ -1,0 +1,286 @@
+"""The service under a real gunicorn on a free loopback port: logs, metrics across workers, signals, settings.
+
+Each test starts its own server (a master and its workers in a session of their own) and ends it on exit.
+Loads are bounded in clients, requests and time.
+"""
+
+import os
+import re
+import secrets
+import signal
+import threading
+import time
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import USES_REDIS
+from tests.ops.server import Load, Server, base_env, create_user, throwaway_database
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "gunicorn-test-passphrase-42"
+GRACEFUL_TIMEOUT = 10
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory):
+    with throwaway_database(tmp_path_factory.mktemp("ops-db")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def account(database_url) -> tuple[str, str]:
+    """One user in the servers' database: (email, id)."""
+    email = "ops-gunicorn@example.com"
+    return email, create_user(database_url, email, PASSWORD)
+
+
+@pytest.fixture
+def start_server(database_url, tmp_path):
+    """Return start(**env) -> a running Server; every server started is stopped when the test ends."""
+    started: list[Server] = []
+
+    def start(use_config: bool = True, **env) -> Server:
+        server = Server(env={**base_env(database_url), **env}, log_dir=tmp_path, use_config=use_config)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def login(server: Server, email: str, **headers) -> str:
+    """Log in through the API; return the access token."""
+    response = server.request("POST", "/api/v1/auth/token", {"email": email, "password": PASSWORD}, headers=headers)
+    assert response.status == 200, response.data
+    return orjson.loads(response.data)["access"]
+
+
+def metric_value(text: str, name: str, **labels) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def summary(load: Load) -> str:
+    kinds = ("answered", "refused", "reset", "failed")
+    return f"sent={len(load.outcomes)} " + " ".join(f"{kind}={load.count(kind)}" for kind in kinds)
+
+
+# ---------------------------------------------------------------- logs
+
+
+def test_every_request_writes_one_json_access_line_and_nothing_else_on_stdout(start_server, account):
+    server = start_server(WEB_CONCURRENCY="2")
+    email, user_id = account
+    access = login(server, email)
+    auth = {"Authorization": f"Bearer {access}"}
+
+    server.request("GET", f"/api/v1/users/{user_id}?q=never-logged", headers={**auth, "X-Request-ID": "acc-user"})
+    server.request("GET", "/no/such/page", headers={"X-Request-ID": "acc-404"})
+    server.request("GET", "/healthz", headers={"X-Request-ID": "acc-health"})
+    server.stop()
+
+    lines = {line["request_id"]: line for line in server.access_lines()}
+    assert all(line.startswith("{") for line in server.stdout_lines())  # gunicorn's own access log is off
+    user_line = lines["acc-user"]
+    assert user_line["route"] == "/api/v1/users/{id}"
+    assert user_line["path"] == f"/api/v1/users/{user_id}"
+    assert (user_line["method"], user_line["status"], user_line["user_id"]) == ("GET", 200, user_id)
+    assert user_line["ip"] == "127.0.0.1" and user_line["bytes"] > 0 and user_line["duration_ms"] > 0
+    assert (lines["acc-404"]["route"], lines["acc-404"]["status"]) == ("unmatched", 404)
+    assert (lines["acc-health"]["route"], lines["acc-health"]["status"]) == ("/healthz", 200)
+    assert access not in server.stdout_path.read_text() + server.stderr_path.read_text()
+    # gunicorn's own lines are JSON too in production format.
+    err_lines = [line for line in server.stderr_path.read_text().splitlines() if line.strip()]
+    assert err_lines and all(line.startswith("{") for line in err_lines), err_lines[:3]
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_metrics_count_for_the_whole_server_whichever_worker_answers(start_server, account):
+    server = start_server(WEB_CONCURRENCY="2")
+    email, _user_id = account
+
+    # Two logins at once: a sync worker hashing a password cannot accept, so each worker takes one.
+    threads = [threading.Thread(target=login, args=(server, email), kwargs={"X-Request-ID": f"m-{n}"}) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    for _ in range(3):
+        assert server.request("POST", "/api/v1/auth/token", {"email": email, "password": "wrong"}).status == 401
+    for _ in range(20):
+        assert server.request("GET", "/healthz").status == 200
+
+    # Ask several times: each scrape may be answered by either worker, and each must give the totals.
+    scrapes = [server.metrics() for _ in range(6)]
+    served_by = {line["pid"] for line in server.access_lines() if line["request_id"].startswith("m-")}
+    assert len(served_by) == 2, "both workers must have answered"
+    labels = {"route": "/api/v1/auth/token", "method": "POST"}
+    for text in scrapes:
+        assert metric_value(text, "http_requests_total", status="200", **labels) == 2
+        assert metric_value(text, "http_request_duration_seconds_count", status="200", **labels) == 2
+        assert metric_value(text, "http_requests_total", status="401", **labels) == 3
+        assert metric_value(text, "auth_login_failures_total", endpoint="api") == 3
+        assert metric_value(text, "http_requests_total", route="/healthz", method="GET", status="200") >= 20
+        assert metric_value(text, "dependency_up", dependency="database") == 1
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not USES_REDIS, reason="needs REDIS_URL: the limit is shared through Redis")
+def test_a_rate_limit_holds_across_workers(start_server):
+    # Per hour: a minute's window could roll over while the test runs and let more through.
+    server = start_server(WEB_CONCURRENCY="2", RATELIMIT_ANON="6/h")
+    statuses: list[int] = []
+
+    def anonymous(n: int) -> None:
+        # Slow enough (a password hash) that the two workers share the requests.
+        body = {"email": f"nobody{n}@example.com", "password": PASSWORD}
+        statuses.append(server.request("POST", "/api/v1/auth/token", body, headers={"X-Request-ID": f"rl-{n}"}).status)
+
+    threads = [threading.Thread(target=anonymous, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # The healthz probe of start() is not counted; 6 of the 10 are let through across both workers.
+    assert sorted(statuses) == [401] * 6 + [429] * 4, statuses
+    assert len({line["pid"] for line in server.access_lines() if line["request_id"].startswith("rl-")}) == 2
+
+
+# ---------------------------------------------------------------- signals
+
+
+def test_sigterm_under_load_answers_every_accepted_request_and_exits_within_graceful_timeout(start_server, account):
+    server = start_server(WEB_CONCURRENCY="2", GUNICORN_GRACEFUL_TIMEOUT=str(GRACEFUL_TIMEOUT))
+    email, _user_id = account
+    access = login(server, email)
+    body = {"email": email, "password": PASSWORD}
+
+    def request(client: int, n: int):
+        # One client logs in (a password hash keeps its request in flight a while), five read /users/me.
+        if client == 0:
+            return ("POST", "/api/v1/auth/token", body, None)
+        return ("GET", "/api/v1/users/me", None, {"Authorization": f"Bearer {access}"})
+
+    with Load(server, request, clients=6, max_requests=3000) as load:
+        time.sleep(2.0)
+        sigterm_at = time.monotonic()
+        os.kill(server.proc.pid, signal.SIGTERM)
+        returncode = server.proc.wait(timeout=GRACEFUL_TIMEOUT + 5)
+        exited_after = time.monotonic() - sigterm_at
+        load.stop()
+
+    print(f"SIGTERM under load: {summary(load)}, exit after {exited_after:.2f}s")
+    assert returncode == 0
+    assert exited_after < GRACEFUL_TIMEOUT
+    assert load.count("failed") == 0, [o.error for o in load.outcomes if o.kind == "failed"]
+    assert load.count("answered") >= 10
+    assert all(o.status == 200 for o in load.outcomes if o.kind == "answered")
+    assert load.answered_after(sigterm_at) >= 1, "requests in flight at SIGTERM must be answered"
+    assert load.count("refused") >= 1, "after shutdown new connections are refused"
+
+
+def test_sighup_reloads_workers_under_load_with_no_failed_request(start_server, account):
+    server = start_server(WEB_CONCURRENCY="2")
+    access = login(server, account[0])
+    headers = {"Authorization": f"Bearer {access}"}
+    old_workers = server.worker_pids()
+
+    def request(client: int, n: int):
+        return ("GET", "/api/v1/users/me", None, {**headers, "X-Request-ID": f"hup-{client}-{n}"})
+
+    with Load(server, request, clients=4, max_requests=2000) as load:
+        time.sleep(1.0)
+        hup_at = time.monotonic()
+        os.kill(server.proc.pid, signal.SIGHUP)
+        deadline = hup_at + 15
+        while time.monotonic() < deadline:
+            current = server.worker_pids()
+            if len(current) == 2 and not current & old_workers:
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)
+        load.stop()
+
+    new_workers = server.worker_pids()
+    print(f"SIGHUP under load: {summary(load)}")
+    assert len(new_workers) == 2 and not new_workers & old_workers
+    assert load.count("answered") == len(load.outcomes) >= 20, summary(load)
+    assert all(o.status == 200 for o in load.outcomes)
+    served_by = {line["pid"] for line in server.access_lines() if line["request_id"].startswith("hup-")}
+    assert new_workers <= served_by, "the new workers serve after the reload"
+
+
+def test_worker_killed_with_sigkill_is_replaced_and_the_service_keeps_answering(start_server, account):
+    server = start_server(WEB_CONCURRENCY="2")
+    access = login(server, account[0])
+    headers = {"Authorization": f"Bearer {access}"}
+    workers = server.worker_pids()
+    victim = sorted(workers)[0]
+
+    os.kill(victim, signal.SIGKILL)
+    statuses = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        statuses.append(server.request("GET", "/api/v1/users/me", headers=headers).status)
+        current = server.worker_pids()
+        if len(current) == 2 and victim not in current:
+            break
+        time.sleep(0.05)
+    replaced = server.worker_pids()
+    after = [server.request("GET", "/api/v1/users/me", headers=headers).status for _ in range(20)]
+
+    assert victim not in replaced and len(replaced) == 2 and replaced - workers
+    assert set(statuses) == {200}
+    assert after == [200] * 20
+
+
+# ---------------------------------------------------------------- without the config file; production settings
+
+
+def test_gunicorn_without_the_config_file_serves_the_api(start_server, account, tmp_path):
+    # No -c: gunicorn's defaults (one sync worker); HOME points at a fresh directory for its control socket.
+    server = start_server(use_config=False, HOME=str(tmp_path))
+    email, user_id = account
+    access = login(server, email)
+
+    me = server.request("GET", "/api/v1/users/me", headers={"Authorization": f"Bearer {access}"})
+    metrics = server.metrics()
+    server.stop()
+
+    assert me.status == 200 and user_id.encode() in me.data
+    assert metric_value(metrics, "http_requests_total", route="/api/v1/users/me", method="GET", status="200") == 1
+    assert any(line["route"] == "/api/v1/users/me" for line in server.access_lines())
+
+
+def test_production_redirects_to_https_but_not_health_checks_and_sends_hsts_over_https(start_server):
+    server = start_server(
+        WEB_CONCURRENCY="1",
+        DJANGO_ENV="production",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(48),
+        JWT_SIGNING_KEY=secrets.token_urlsafe(48),
+        DJANGO_ALLOWED_HOSTS="api.example.com",
+    )
+    host = {"Host": "api.example.com"}
+
+    plain = server.request("GET", "/api/v1/users/me", headers=host)
+    behind_tls = server.request("GET", "/api/v1/users/me", headers={**host, "X-Forwarded-Proto": "https"})
+    health = server.request("GET", "/healthz", headers={"Host": "10.0.0.7"})
+    ready = server.request("GET", "/readyz", headers={"Host": "10.0.0.7"})
+    metrics = server.request("GET", "/metrics", headers={"Host": "10.0.0.7"})
+
+    assert plain.status == 301 and plain.getheader("Location") == "https://api.example.com/api/v1/users/me"
+    assert behind_tls.status == 401  # served: the balancer's X-Forwarded-Proto is trusted
+    assert re.fullmatch(r"max-age=\d+; includeSubDomains; preload", behind_tls.getheader("Strict-Transport-Security"))
+    assert (health.status, ready.status, metrics.status) == (200, 200, 200)
+    assert health.getheader("Strict-Transport-Security") is None
+    assert all(line.startswith("{") for line in server.stdout_lines() if line.strip())
