@@ -39,6 +39,8 @@ from users.serializers import (
 REGISTRATION_ACCEPTED = "Registration received. Check your mailbox to continue."
 RESET_REQUESTED = "If an account uses this email, a password reset link is on its way."
 VERIFICATION_RESENT = "If your email is not verified yet, a new verification link is on its way."
+# RFC 6749 section 5.1: an answer carrying tokens must not be stored by any cache on the way.
+TOKEN_RESPONSE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 ORDERING_PARAMETER = OpenApiParameter(
     "ordering",
@@ -214,7 +216,7 @@ class TokenObtainView(APIView):
             ip=ip or None,
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
-        return Response({"access": pair.access, "refresh": pair.refresh})
+        return Response({"access": pair.access, "refresh": pair.refresh}, headers=TOKEN_RESPONSE_HEADERS)
 
 
 class TokenRefreshView(APIView):
@@ -232,7 +234,7 @@ class TokenRefreshView(APIView):
         serializer = TokenRefreshSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         pair = tokens.session_rotate(refresh=serializer.validated_data["refresh"])
-        return Response({"access": pair.access, "refresh": pair.refresh})
+        return Response({"access": pair.access, "refresh": pair.refresh}, headers=TOKEN_RESPONSE_HEADERS)
 
 
 class LogoutView(APIView):
