@@ -99,6 +99,27 @@ def test_authenticated_caller_without_permission_returns_permission_denied(auth_
     assert_error(response, 403, "permission_denied")
 
 
+def test_right_password_on_unverified_email_returns_email_not_verified_when_required(api_client, user, settings):
+    settings.REQUIRE_EMAIL_VERIFICATION = True
+    assert not user.email_verified
+
+    response = api_client.post(
+        "/api/v1/auth/token", {"email": user.email, "password": DEFAULT_PASSWORD}, format="json"
+    )
+
+    assert_error(response, 403, "email_not_verified")
+
+
+def test_wrong_password_on_unverified_email_stays_authentication_failed(api_client, user, settings):
+    settings.REQUIRE_EMAIL_VERIFICATION = True
+
+    response = api_client.post(
+        "/api/v1/auth/token", {"email": user.email, "password": "wrong-password"}, format="json"
+    )
+
+    assert_error(response, 401, "authentication_failed")
+
+
 # ---------------------------------------------------------------- 404
 
 
