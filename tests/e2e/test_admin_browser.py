@@ -85,8 +85,11 @@ def count_response(response) -> None:
         counts.server_errors += response.status >= 500
 
 
-def count_failure(_request) -> None:
+def count_failure(request) -> None:
+    if request.failure == "net::ERR_ABORTED":
+        return  # the page moved on (a navigation replaced it): the browser dropped it, not the server
     counts = e2e.tally(SUITE)
+    counts.notes.append(f"no answer: {request.method} {request.url} ({request.failure})")
     with counts.lock:
         counts.sent += 1
         counts.no_answer += 1

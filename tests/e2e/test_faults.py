@@ -274,6 +274,7 @@ def test_worker_killed_mid_request_gives_an_error_never_a_partial_write(start_se
         if o.kind.startswith("register:"):
             registrations[o.kind.split(":", 1)[1]] = o.status
     counts = assert_registrations_whole(database_url, registrations)
+    e2e.tally(SUITE).notes.append(f"{len(lost)} requests cut by {kills} worker kills")
     print(f"worker kills: {kills}, requests without an answer: {len(lost)}, registrations {counts}")
     # The master replaced every worker and the service answers.
     assert len(server.wait_for_workers()) == 2
