@@ -21,6 +21,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from core import exceptions as codes
 from core.logging import get_request_id
+from core.metrics import record_db_error
 
 logger = logging.getLogger("core.errors")
 
@@ -116,6 +117,8 @@ def error_for_exception(exc: BaseException, request=None) -> HttpResponse | None
         return error_response(413, codes.PAYLOAD_TOO_LARGE, "Request body is too large.", request=request)
     if isinstance(exc, SERVICE_DOWN_ERRORS):
         dependency = "cache" if isinstance(exc, CACHE_DOWN_ERRORS) else "database"
+        if dependency == "database":
+            record_db_error(exc)
         logger.error("%s unavailable: %s", dependency, type(exc.__cause__ or exc).__name__)
         return error_response(503, codes.SERVICE_UNAVAILABLE, GENERIC_MESSAGES[503], request=request)
     if isinstance(exc, DjangoValidationError):
@@ -172,6 +175,7 @@ def api_exception_handler(exc, context):
     response = error_for_exception(exc, request)
     if response is None:
         if isinstance(exc, DatabaseError):
+            record_db_error(exc)
             logger.error("database error", exc_info=(type(exc), exc, exc.__traceback__))
         response = server_error_response(exc, request)
     return response

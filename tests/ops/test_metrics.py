@@ -1,6 +1,10 @@
 """/metrics: Prometheus text, restricted to allowed networks or a bearer secret; what each metric counts."""
 
+from unittest import mock
+
 import pytest
+from django.db import OperationalError
+from django.db.backends.utils import CursorWrapper
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
@@ -138,3 +142,16 @@ def test_dependencies_are_reported_up():
 
     assert sample(samples, "dependency_up", dependency="database") == 1.0
     assert sample(samples, "dependency_up", dependency="cache") == 1.0
+
+
+def test_database_errors_that_reach_a_response_are_counted(user):
+    before = sample(scrape(Client()), "db_errors_total", error="OperationalError")
+    outage = OperationalError("connection to server failed")
+
+    with mock.patch.object(CursorWrapper, "execute", side_effect=outage):
+        response = APIClient().post(
+            "/api/v1/auth/token", {"email": user.email, "password": DEFAULT_PASSWORD}, format="json"
+        )
+
+    assert_error(response, 503, "service_unavailable")
+    assert sample(scrape(Client()), "db_errors_total", error="OperationalError") - before == 1
