@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -102,9 +103,11 @@ def worker_env(tmp_path):
     """Environment of a worker process on this test's database, mail through SMTP to a sink, queued tasks."""
     settings_dict = connection.settings_dict
     if connection.vendor == "postgresql":
-        host = settings_dict["HOST"] or "127.0.0.1"
-        user = settings_dict["USER"] or "postgres"
-        database_url = f"postgres://{user}@{host}:{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
+        credentials = quote(settings_dict["USER"] or "postgres", safe="")
+        if settings_dict["PASSWORD"]:
+            credentials += ":" + quote(settings_dict["PASSWORD"], safe="")
+        host, port = settings_dict["HOST"] or "127.0.0.1", settings_dict["PORT"] or 5432
+        database_url = f"postgres://{credentials}@{host}:{port}/{settings_dict['NAME']}"
     else:
         # The test database is in memory, so the worker gets a file database of its own.
         database_url = f"sqlite:///{tmp_path / 'worker.sqlite3'}"
