@@ -20,10 +20,24 @@ class StrictCharField(serializers.CharField):
 
 
 class StrictEmailField(serializers.EmailField):
+    """An email, stripped and lower-cased; a domain not in its canonical IDNA form is refused.
+
+    Django's validator checks the domain after IDNA mapping, which drops invisible characters: without this,
+    ``other@example.com`` followed by a zero-width space registers as a second, identical-looking account.
+    """
+
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
-        return super().to_internal_value(data).strip().lower()
+        email = super().to_internal_value(data).strip().lower()
+        domain = email.rpartition("@")[2]
+        try:
+            canonical = domain.encode("idna").decode("idna")
+        except UnicodeError:
+            self.fail("invalid")
+        if canonical != domain:
+            self.fail("invalid")
+        return email
 
 
 class StrictBooleanField(serializers.BooleanField):
