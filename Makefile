@@ -45,3 +45,15 @@ test: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache db.sqlite3 var
+
+# A longer schemathesis run than CI's (tests/hostile): fresh random seed, more examples and scenarios, 30 min cap.
+# With DATABASE_URL and REDIS_URL set it fuzzes against PostgreSQL and Redis. Options: FUZZ_EXAMPLES, FUZZ_ARGS.
+FUZZ_EXAMPLES  ?= 200
+FUZZ_SCENARIOS ?= 100
+FUZZ_BUDGET    ?= 1800
+FUZZ_ARGS      ?=
+.PHONY: fuzz
+fuzz: install
+	HOSTILE_FUZZ_RANDOM=1 HOSTILE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HOSTILE_FUZZ_SCENARIOS=$(FUZZ_SCENARIOS) \
+	HOSTILE_FUZZ_BUDGET=$(FUZZ_BUDGET) $(BIN)/python -m pytest tests/hostile/test_schemathesis.py \
+	--timeout=$$(( $(FUZZ_BUDGET) + 600 )) $(FUZZ_ARGS)
