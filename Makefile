@@ -46,6 +46,13 @@ test: install
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache db.sqlite3 var
 
+# The service against two floors (raw WSGI, bare Django) in one interleaved run; bench/RESULTS.md.
+# Quick by default (staff list at 1,000 and 100,000 users); BENCH_FULL=1 for 1,000,000. Options: BENCH_ARGS.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 # A longer schemathesis run than CI's (tests/hostile): fresh random seed, more examples and scenarios, 30 min cap.
 # With DATABASE_URL and REDIS_URL set it fuzzes against PostgreSQL and Redis. Options: FUZZ_EXAMPLES, FUZZ_ARGS.
 FUZZ_EXAMPLES  ?= 200

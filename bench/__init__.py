@@ -1,0 +1,1 @@
+"""Benchmarks of the service against two floors (``make bench``); see bench/RESULTS.md."""
