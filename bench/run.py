@@ -1,7 +1,7 @@
 """Benchmark the service against two floors in one run, interleaved in rounds, under one gunicorn setup.
 
-    make bench                                  # quick: staff list at 1,000 and 100,000 users (~5 min)
-    BENCH_FULL=1 make bench                     # the issue's run: 1,000 and 1,000,000 users
+    make bench                                  # quick: staff list at 1,000 and 100,000 users, 4 s runs (~5 min)
+    BENCH_FULL=1 make bench                     # the issue's run: 1,000 and 1,000,000 users, 5 s runs
     .venv/bin/python bench/run.py --users 300000 --rounds 5 --duration 5
 
 Three servers run side by side, each ``gunicorn -c config/gunicorn.py`` with 2 sync workers and no
@@ -15,8 +15,8 @@ hits all alike; the table shows medians over the rounds, and ratios to the floor
 Cold cache: the user's state and body cannot be evicted per request from outside, so a cold round
 flushes the bench's Redis database first and rotates over thousands of sessions of distinct users
 never seen before (a fresh set each round, more than the per-process token cache holds); each
-user's first request reads PostgreSQL. The table shows how many requests that round made per
-distinct user: near 1 is truly cold, above it a mix.
+user's first request reads PostgreSQL. The table shows how many requests a round made per distinct
+user: at most 1, every request was a user's first (all cold); above 1, a mix of cold and warm.
 """
 
 import argparse
@@ -97,7 +97,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=env_int("BENCH_USERS", 1_000_000 if full else 100_000))
     parser.add_argument("--small", type=int, default=env_int("BENCH_SMALL", 1_000))
     parser.add_argument("--rounds", type=int, default=env_int("BENCH_ROUNDS", 3))
-    parser.add_argument("--duration", type=int, default=env_int("BENCH_DURATION", 5), help="seconds per wrk run")
+    parser.add_argument(
+        "--duration", type=int, default=env_int("BENCH_DURATION", 5 if full else 4), help="seconds per wrk run"
+    )
     parser.add_argument("--connections", type=int, default=env_int("BENCH_CONNECTIONS", 16))
     parser.add_argument("--cold-users", type=int, default=env_int("BENCH_COLD_USERS", 6000))
     parser.add_argument("--rss-requests", type=int, default=env_int("BENCH_RSS_REQUESTS", 100_000))
@@ -631,7 +633,7 @@ class Bench:
                 group="login",
                 # A login costs a password hash (tens of ms or more): a longer run, so the few requests still
                 # in flight when wrk stops weigh little.
-                duration=max(10, 2 * args.duration),
+                duration=max(8, 2 * args.duration),
             )
         )
 
@@ -666,7 +668,7 @@ class Bench:
         if self.served < args.rss_requests:
             warm_rps = statistics.median(r["rps"] for r in scenarios[2].results)
             missing = args.rss_requests - self.served
-            seconds = min(600 if args.full else 60, int(missing / warm_rps * 1.1) + 1)
+            seconds = min(600 if args.full else 30, int(missing / warm_rps * 1.1) + 1)
             log(f"memory: {self.served:,} served, {seconds}s more of cached reads to pass {args.rss_requests:,}")
             extra = self.wrk_for(scenarios[2], seconds)
             self.served += extra["requests"]
