@@ -4,6 +4,7 @@ Everything here talks to loopback only, is bounded in requests and time, and sto
 stopped (and killed if they linger) by their fixtures, outages end in ``finally`` and are checked to be over.
 """
 
+import ctypes
 import http.client
 import json
 import os
@@ -29,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 VAR = ROOT / "var" / "e2e"
 PASSWORD = "e2e-Password-not-secret-42"
-STAFF_EMAIL = "e2e-staff@example.com"
+PR_SET_PDEATHSIG = 1  # prctl(2)
+# Resolved here, in the parent: the forked child only calls it (no loader locks after fork).
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
 
 def service_urls() -> tuple[str, str] | None:
@@ -64,6 +67,11 @@ def throwaway_database(database_url: str) -> Iterator[str]:
     name = f"users_e2e_{os.getpid()}"
     admin_url = with_database(database_url, "postgres")
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        # Left by a run that was killed before its clean-up: its process is gone (same machine, loopback only).
+        for (stale,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'users\\_e2e\\_%%'"):
+            pid = stale.rsplit("_", 1)[1]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                conn.execute(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     url = with_database(database_url, name)
@@ -137,6 +145,16 @@ def new_secrets() -> dict:
     return {"secret_key": secrets.token_urlsafe(48), "jwt_key": secrets.token_urlsafe(48)}
 
 
+def _end_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the test process dies, so no server outlives a killed run.
+
+    Linux's PR_SET_PDEATHSIG fires when the thread that started the child ends: start servers from the main
+    thread. Elsewhere this does nothing and the fixtures' stop() is the only guard.
+    """
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Gunicorn:
     """``gunicorn -c config/gunicorn.py config.wsgi`` (the Procfile's line) on a free loopback port."""
 
@@ -179,6 +197,7 @@ class Gunicorn:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=_end_with_parent,
                 )
             if self._ready(timeout):
                 return self

@@ -6,7 +6,6 @@ limit counts the requests of all of them.
 """
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -25,8 +24,8 @@ WARM_READS = 6  # per instance, so both of its workers have verified the token a
 def clients(stack_env):
     servers = [e2e.Gunicorn(f"instance-{i}", stack_env, workers=2) for i in range(INSTANCES)]
     try:
-        with ThreadPoolExecutor(INSTANCES) as pool:
-            list(pool.map(lambda server: server.start(), servers))
+        for server in servers:  # from this thread: a server ends with the thread that started it
+            server.start()
         assert len({server.port for server in servers}) == INSTANCES
         yield [Client(server, SUITE) for server in servers]
     finally:
