@@ -354,7 +354,6 @@ def password_set_by_staff_record(*, user: User, changed_by, request=None) -> Non
     security_event_record(type=Event.PASSWORD_CHANGED, user_id=user.pk, actor=changed_by, request=request)
 
 
-@transaction.atomic
 def password_reset_request(*, email: str, request=None) -> None:
     """Mail a one-time reset link to the active account of ``email``, if there is one.
 
@@ -365,10 +364,12 @@ def password_reset_request(*, email: str, request=None) -> None:
     email = normalize_email(email)
     user_id = User.objects.filter(email=email, is_active=True).values_list("pk", flat=True).first()
     # A fixed floor of hashing work, the same for every email, so the lookup's outcome does not show in time.
+    # Hashed outside the transaction: a write transaction (SQLite's IMMEDIATE mode) must not wait on the hasher.
     make_password(email)
     details = {} if user_id is not None else {"email": email[:254]}
-    security_event_record(type=Event.PASSWORD_RESET_REQUESTED, user_id=user_id, request=request, details=details)
-    mail_enqueue(tasks.password_reset_mail_send, email=email)
+    with transaction.atomic():
+        security_event_record(type=Event.PASSWORD_RESET_REQUESTED, user_id=user_id, request=request, details=details)
+        mail_enqueue(tasks.password_reset_mail_send, email=email)
 
 
 def _user_from_uid(uid: str) -> User | None:
