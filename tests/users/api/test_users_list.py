@@ -242,7 +242,7 @@ def test_page_size_is_capped_at_100(staff_client):
     assert second.json()["next"] is None
 
 
-@pytest.mark.parametrize("page_size", ["0", "-1", "abc", "1.5", ""])
+@pytest.mark.parametrize("page_size", ["0", "-1", "abc", "1.5", "1e2"])
 def test_invalid_page_size_returns_400(staff_client, page_size):
     assert_error(staff_client.get(URL, {"page_size": page_size}), 400, "validation_error", fields=["page_size"])
 
