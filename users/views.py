@@ -308,7 +308,11 @@ class PasswordResetRequestView(APIView):
         summary="Request a password reset link",
         description="Answers 202 with the same body, in comparable time, whether or not the email exists.",
         request=PasswordResetRequestSerializer,
-        responses={202: DetailSerializer},
+        responses={
+            202: DetailSerializer,
+            **errors(400, e400="validation_error: details.email when it is not an email address"),
+            **errors(429, e429="rate_limited (RATELIMIT_RESET_IP per IP, RATELIMIT_RESET_EMAIL per email)"),
+        },
     )
     def post(self, request):
         serializer = PasswordResetRequestSerializer(data=request.data)
@@ -330,7 +334,13 @@ class PasswordResetConfirmView(APIView):
         summary="Set a new password from a reset link",
         description="The token is single-use and expires (PASSWORD_RESET_TIMEOUT); a bad one is 400 (details.token).",
         request=PasswordResetConfirmSerializer,
-        responses={204: OpenApiResponse(description="Password set; every session ended.")},
+        responses={
+            204: OpenApiResponse(description="Password set; every session ended."),
+            **errors(
+                400,
+                e400="validation_error: details.token (bad, used or expired link) or details.new_password (too weak)",
+            ),
+        },
     )
     def post(self, request):
         serializer = PasswordResetConfirmSerializer(data=request.data)
@@ -349,7 +359,10 @@ class EmailVerifyView(APIView):
         summary="Verify my email address",
         description="The token is single-use and expires; a bad, used or expired one is 400 (details.token).",
         request=EmailVerifySerializer,
-        responses={204: OpenApiResponse(description="The email is verified.")},
+        responses={
+            204: OpenApiResponse(description="The email is verified."),
+            **errors(400, e400="validation_error: details.token for a bad, used or expired link"),
+        },
     )
     def post(self, request):
         serializer = EmailVerifySerializer(data=request.data)
@@ -361,7 +374,15 @@ class EmailVerifyView(APIView):
 class EmailVerifyResendView(APIView):
     """Mail the caller a new verification link (rate-limited per user)."""
 
-    @extend_schema(summary="Resend my verification email", request=None, responses={202: DetailSerializer})
+    @extend_schema(
+        summary="Resend my verification email",
+        request=None,
+        responses={
+            202: DetailSerializer,
+            **errors(401),
+            **errors(429, e429="rate_limited (RATELIMIT_VERIFY_RESEND per user)"),
+        },
+    )
     def post(self, request):
         enforce_rate_limit(
             request, group="verify-resend", value=str(request.user.pk), rate=settings.RATELIMIT_VERIFY_RESEND
@@ -375,7 +396,11 @@ class EmailVerifyResendView(APIView):
     parameters=[
         OpenApiParameter("ordering", str, enum=["-created_at", "created_at"], description="Default `-created_at`.")
     ],
-    responses={200: SecurityEventSerializer(many=True)},
+    responses={
+        200: SecurityEventSerializer(many=True),
+        **errors(401),
+        **errors(404, e404="not_found: another user's events, for a caller who is not staff"),
+    },
 )
 class SecurityEventListView(mixins.ListModelMixin, generics.GenericAPIView):
     """A cursor page of one user's security events: the caller's own (``me``), or anyone's for staff."""
