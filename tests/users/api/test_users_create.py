@@ -356,6 +356,25 @@ def test_registration_limit_is_per_client_ip(api_client):
 
 
 @pytest.mark.usefixtures("register_limit")
+def test_registration_limit_ignores_forwarded_for_without_trusted_proxies(api_client, settings):
+    settings.TRUSTED_PROXY_COUNT = 0
+    for n in range(2):
+        response = api_client.post(
+            URL,
+            {"email": f"ann{n}@example.com", "password": PASSWORD},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"10.1.0.{n}",
+        )
+        assert response.status_code == 201
+
+    response = api_client.post(
+        URL, {"email": "ann2@example.com", "password": PASSWORD}, format="json", HTTP_X_FORWARDED_FOR="10.1.0.99"
+    )
+
+    assert_error(response, 429, "rate_limited")
+
+
+@pytest.mark.usefixtures("register_limit")
 def test_staff_creating_users_is_not_held_to_the_registration_limit(staff_user, auth_client):
     client = auth_client(staff_user)
 

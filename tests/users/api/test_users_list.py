@@ -6,6 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.assertions import assert_error
 from tests.factories import UserFactory
@@ -128,6 +130,14 @@ def test_search_with_no_match_returns_an_empty_page(staff_client):
 
 def test_blank_search_returns_everyone(staff_user, user, staff_client):
     assert set(emails(staff_client.get(URL, {"search": "  "}))) == {staff_user.email, user.email}
+
+
+@pytest.mark.parametrize("term", ["%", "_", "\\"])
+def test_search_treats_sql_wildcards_literally(staff_client, term):
+    UserFactory(email="plain@example.com", first_name="Plain", last_name="User")
+    UserFactory(email="odd@example.com", first_name=f"Odd{term}Name", last_name="User")
+
+    assert emails(staff_client.get(URL, {"search": term})) == ["odd@example.com"]
 
 
 def test_search_longer_than_an_email_returns_400(staff_client):
@@ -303,6 +313,19 @@ def test_next_link_keeps_the_query(staff_client):
     assert query["ordering"] == ["email"]
     assert query["is_active"] == ["true"]
     assert "cursor" in query
+
+
+def test_pages_are_read_without_count_or_offset(staff_client):
+    UserFactory.create_batch(7)
+    first = staff_client.get(URL, {"page_size": 3, "ordering": "email"}).json()
+
+    with CaptureQueriesContext(connection) as queries:
+        second = staff_client.get(path_of(first["next"]))
+
+    assert len(second.json()["results"]) == 3
+    sql = " ".join(q["sql"].upper() for q in queries)
+    assert "COUNT(" not in sql
+    assert "OFFSET" not in sql
 
 
 @pytest.fixture
