@@ -1,0 +1,118 @@
+"""Hostile-input suites: a tally of the requests each suite sends, printed as one line per suite at the end.
+
+Every request that reaches Django in this process goes through ``BaseHandler.get_response`` (the test client's
+handler and the WSGI application schemathesis drives alike), so the tally wraps it while a hostile test runs.
+Under pytest-xdist each worker sends its tally to the controller, which prints the sum.
+"""
+
+import collections
+
+import pytest
+from django.core.handlers.base import BaseHandler
+
+# Test module -> the suite's name in the summary.
+SUITES = {
+    "test_schemathesis": "schemathesis",
+    "test_owasp_api": "owasp api top 10",
+    "test_odd_input": "odd input",
+}
+TALLY_KEYS = ("requests", "failures", "5xx")
+# A rate generous enough for a fuzzer (thousands of requests a minute from one IP, one user) without turning
+# the limits off: they stay enabled and counted, so their code path is exercised too.
+FUZZ_RATE = "1000000/m"
+RATE_SETTINGS = (
+    "RATELIMIT_ANON",
+    "RATELIMIT_USER",
+    "RATELIMIT_LOGIN_IP",
+    "RATELIMIT_LOGIN_EMAIL",
+    "RATELIMIT_REGISTER_IP",
+    "RATELIMIT_RESET_IP",
+    "RATELIMIT_RESET_EMAIL",
+    "RATELIMIT_VERIFY_RESEND",
+)
+
+_tally: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+_on_xdist_worker = False
+
+
+def suite_of(nodeid: str) -> str | None:
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+    return SUITES.get(module)
+
+
+def count_response(suite: str, status: int) -> None:
+    """Count one request of ``suite`` (for requests that do not pass through this process's Django)."""
+    _tally[suite]["requests"] += 1
+    if status >= 500:
+        _tally[suite]["5xx"] += 1
+
+
+@pytest.fixture(autouse=True)
+def _count_requests(request, monkeypatch):
+    suite = suite_of(request.node.nodeid)
+    if suite is None:
+        yield
+        return
+    original = BaseHandler.get_response
+    # A test that provokes a 500 on purpose (to look at its body) asks for ``provoked_server_error``.
+    provoked = "provoked_server_error" in request.fixturenames
+
+    def get_response(handler, django_request):
+        response = original(handler, django_request)
+        count_response(suite, 200 if provoked and response.status_code == 500 else response.status_code)
+        return response
+
+    monkeypatch.setattr(BaseHandler, "get_response", get_response)
+    yield
+
+
+@pytest.fixture
+def provoked_server_error():
+    """Mark a test whose 500 is the subject, so the suite's 5xx count shows only unexpected ones."""
+
+
+@pytest.fixture
+def generous_rate_limits(settings):
+    """Raise every rate limit far above what a suite sends (limits stay on)."""
+    for name in RATE_SETTINGS:
+        setattr(settings, name, FUZZ_RATE)
+    return settings
+
+
+def pytest_configure(config):
+    global _on_xdist_worker
+    _on_xdist_worker = hasattr(config, "workerinput")
+
+
+def pytest_runtest_logreport(report):
+    suite = suite_of(report.nodeid)
+    if suite is None or _on_xdist_worker:  # the controller counts tests from the reports workers forward
+        return
+    if report.when == "call":
+        _tally[suite]["tests"] += 1
+    if report.outcome == "failed":
+        _tally[suite]["failures"] += 1
+
+
+def pytest_sessionfinish(session):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the tally to the controller
+        workeroutput["hostile_tally"] = {suite: dict(counts) for suite, counts in _tally.items()}
+
+
+def pytest_testnodedown(node, error):
+    for suite, counts in getattr(node, "workeroutput", {}).get("hostile_tally", {}).items():
+        _tally[suite].update(counts)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _tally:
+        return
+    terminalreporter.section("hostile input")
+    for suite in SUITES.values():
+        if suite in _tally:
+            counts = _tally[suite]
+            terminalreporter.write_line(
+                f"hostile {suite}: {counts['requests']} requests sent, {counts['tests']} tests, "
+                f"{counts['failures']} failures, {counts['5xx']} 5xx"
+            )
