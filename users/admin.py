@@ -12,7 +12,7 @@ from django.contrib.auth import admin as auth_admin
 from core.pagination import EstimatedCountPaginator
 from users import services
 from users.forms import UserAdminChangeForm, UserAdminCreationForm
-from users.models import SecurityEvent, Session, User
+from users.models import LoginLockout, SecurityEvent, Session, User
 
 
 @admin.register(User)
@@ -140,3 +140,34 @@ class SecurityEventAdmin(admin.ModelAdmin):
             pass
         user_ids = User.objects.filter(email__icontains=term.lower()).values_list("pk", flat=True)[:1000]
         return queryset.filter(user_id__in=list(user_ids)) | queryset.filter(request_id=term), False
+
+
+@admin.register(LoginLockout)
+class LoginLockoutAdmin(admin.ModelAdmin):
+    """Failed-login counters and locks per submitted email (accounts or not); staff can lift them."""
+
+    list_display = ["email", "failures", "window_started_at", "locked_until", "lock_count"]
+    search_fields = ["email"]
+    ordering = ["-locked_until"]
+    readonly_fields = [f.name for f in LoginLockout._meta.fields]
+    actions = ["lift_locks"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_lift_permission(self, request):
+        return request.user.has_perm("users.change_loginlockout")
+
+    @admin.action(description="Lift the selected locks", permissions=["lift"])
+    def lift_locks(self, request, queryset):
+        emails = list(queryset.values_list("email", flat=True))
+        count = sum(
+            services.login_lockout_lift(email=email, lifted_by=request.user, request=request) for email in emails
+        )
+        self.message_user(request, f"Lifted {count} lock(s).", messages.SUCCESS)

@@ -286,16 +286,25 @@ def login_failure_record(*, email: str, request=None, locked: bool = False) -> N
     lockout.save()
 
 
-@transaction.atomic
 def user_unlock(*, user: User, unlocked_by=None, request=None) -> bool:
     """Lift the login lock of ``user`` and forget its failed logins; return whether it was locked."""
-    lockout = LoginLockout.objects.select_for_update().filter(email=user.email).first()
+    return login_lockout_lift(email=user.email, lifted_by=unlocked_by, request=request)
+
+
+@transaction.atomic
+def login_lockout_lift(*, email: str, lifted_by=None, request=None) -> bool:
+    """Lift the login lock of ``email`` (an account's or not) and forget its failures; return whether it was locked.
+
+    Records an ``unlocked`` event on the account of that email, if there is one.
+    """
+    lockout = LoginLockout.objects.select_for_update().filter(email=normalize_email(email)).first()
     if lockout is None:
         return False
     was_locked = lockout.is_locked
     lockout.delete()
-    if was_locked:
-        security_event_record(type=Event.UNLOCKED, user_id=user.pk, actor=unlocked_by, request=request)
+    user_id = User.objects.filter(email=lockout.email).values_list("pk", flat=True).first()
+    if was_locked and user_id is not None:
+        security_event_record(type=Event.UNLOCKED, user_id=user_id, actor=lifted_by, request=request)
     return was_locked
 
 

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from core.exceptions import AUTHENTICATION_FAILED, RATE_LIMITED, TOKEN_NOT_VALID
 from tests.assertions import assert_error
 from tests.conftest import bearer_client, login
-from tests.factories import DEFAULT_PASSWORD
+from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.users.lifecycle.support import events, messages_to
 from users.models import LoginLockout, Session
 
@@ -162,3 +162,45 @@ def test_another_account_is_not_affected_by_a_lock(user, other_user):
     fail(user.email, 10)
 
     assert attempt(other_user.email, DEFAULT_PASSWORD).status_code == 200
+
+
+def test_admin_lists_locks_and_lifts_one_for_an_unknown_email(superuser, admin_client_for):
+    fail("ghost@example.com", 10)
+    client = admin_client_for(superuser)
+    listed = client.get("/admin/users/loginlockout/", {"q": "ghost"})
+    assert [row.email for row in listed.context["cl"].result_list] == ["ghost@example.com"]
+
+    lockout = LoginLockout.objects.get(email="ghost@example.com")
+    response = client.post(
+        "/admin/users/loginlockout/", {"action": "lift_locks", "_selected_action": [str(lockout.pk)]}
+    )
+
+    assert response.status_code == 302
+    assert not LoginLockout.objects.filter(email="ghost@example.com").exists()
+
+
+def test_admin_lift_of_an_accounts_lock_lets_it_log_in_and_is_recorded(user, superuser, admin_client_for):
+    fail(user.email, 10)
+    lockout = LoginLockout.objects.get(email=user.email)
+
+    admin_client_for(superuser).post(
+        "/admin/users/loginlockout/", {"action": "lift_locks", "_selected_action": [str(lockout.pk)]}
+    )
+
+    assert attempt(user.email, DEFAULT_PASSWORD).status_code == 200
+    assert events(user.pk, "unlocked")[0].actor_id == superuser.pk
+
+
+def test_lifting_locks_needs_the_change_permission(user, admin_client_for):
+    from django.contrib.auth.models import Permission
+
+    viewer = UserFactory(staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_loginlockout"))
+    fail(user.email, 10)
+    lockout = LoginLockout.objects.get(email=user.email)
+
+    admin_client_for(viewer).post(
+        "/admin/users/loginlockout/", {"action": "lift_locks", "_selected_action": [str(lockout.pk)]}
+    )
+
+    assert LoginLockout.objects.get(email=user.email).is_locked
