@@ -147,7 +147,7 @@ def auth_user_get(*, session_id: uuid.UUID, user_id: uuid.UUID) -> AuthUser | No
     if owner != str(user_id) or expires_at <= now or not is_active:
         return None
     if now - last_used >= LAST_USED_RESOLUTION:
-        _touch_session(session_id, skey, (owner, expires_at, now))
+        _touch_session(session_id, skey)
     return AuthUser(
         id=user_id, session_id=session_id, is_active=is_active, is_staff=is_staff, is_superuser=is_superuser, body=body
     )
@@ -163,12 +163,14 @@ def user_body_get(user_id: uuid.UUID) -> bytes | None:
     return None if state == GONE else state[3]
 
 
-def _touch_session(session_id: uuid.UUID, key: str, state: tuple) -> None:
+def _touch_session(session_id: uuid.UUID, key: str) -> None:
     from users.models import Session
 
     updated = Session.objects.filter(pk=session_id, ended_at__isnull=True).update(last_used_at=timezone.now())
     if updated:
-        _cache_call("set", key, state, settings.AUTH_STATE_CACHE_TTL)
+        # Drop the entry, never ``set`` it: a logout committing between the UPDATE and a ``set`` would
+        # have its tombstone overwritten by this open state. The next reader refills it with ``add``.
+        _cache_call("delete", key)
 
 
 def session_state_publish(session) -> None:

@@ -8,7 +8,7 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 from django.core.cache import CacheHandler, cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.exceptions import TOKEN_NOT_VALID
@@ -257,3 +257,25 @@ def test_another_instance_on_the_same_redis_sees_the_revocation(settings, user, 
         assert_error(client.get(ME), 401, TOKEN_NOT_VALID)
     finally:
         other_connection.close()
+
+
+def test_logout_racing_a_last_used_write_still_leaves_the_session_refused(shared_cache, user):
+    pair = issue(user)
+    # A stale last_used_at and a cold cache: the next check reads the session and writes last_used_at.
+    Session.objects.filter(pk=pair.session_id).update(last_used_at=timezone.now() - timedelta(minutes=5))
+    cache.delete(SESSION_KEY.format(pair.session_id))
+    raced = []
+
+    def logout_right_after_the_touch(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not raced and sql.lstrip().upper().startswith("UPDATE") and "last_used_at" in sql:
+            raced.append(True)
+            # Another instance ends the session between this reader's UPDATE and its next cache write.
+            session_revoke(user_id=user.pk, session_id=pair.session_id)
+        return result
+
+    with connection.execute_wrapper(logout_right_after_the_touch):
+        auth_user_get(session_id=pair.session_id, user_id=user.pk)
+
+    assert raced
+    assert auth_user_get(session_id=pair.session_id, user_id=user.pk) is None
