@@ -5,18 +5,13 @@ handler and the WSGI application schemathesis drives alike), so the tally wraps 
 Under pytest-xdist each worker sends its tally to the controller, which prints the sum.
 """
 
-import collections
+import os
 
 import pytest
 from django.core.handlers.base import BaseHandler
 
-# Test module -> the suite's name in the summary.
-SUITES = {
-    "test_schemathesis": "schemathesis",
-    "test_owasp_api": "owasp api top 10",
-    "test_odd_input": "odd input",
-}
-TALLY_KEYS = ("requests", "failures", "5xx")
+from tests.hostile.tally import SUITES, TALLY, count_response, suite_of
+
 # A rate generous enough for a fuzzer (thousands of requests a minute from one IP, one user) without turning
 # the limits off: they stay enabled and counted, so their code path is exercised too.
 FUZZ_RATE = "1000000/m"
@@ -30,21 +25,7 @@ RATE_SETTINGS = (
     "RATELIMIT_RESET_EMAIL",
     "RATELIMIT_VERIFY_RESEND",
 )
-
-_tally: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 _on_xdist_worker = False
-
-
-def suite_of(nodeid: str) -> str | None:
-    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
-    return SUITES.get(module)
-
-
-def count_response(suite: str, status: int) -> None:
-    """Count one request of ``suite`` (for requests that do not pass through this process's Django)."""
-    _tally[suite]["requests"] += 1
-    if status >= 500:
-        _tally[suite]["5xx"] += 1
 
 
 @pytest.fixture(autouse=True)
@@ -89,30 +70,38 @@ def pytest_runtest_logreport(report):
     if suite is None or _on_xdist_worker:  # the controller counts tests from the reports workers forward
         return
     if report.when == "call":
-        _tally[suite]["tests"] += 1
+        TALLY[suite]["tests"] += 1
     if report.outcome == "failed":
-        _tally[suite]["failures"] += 1
+        TALLY[suite]["failures"] += 1
 
 
 def pytest_sessionfinish(session):
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: hand the tally to the controller
-        workeroutput["hostile_tally"] = {suite: dict(counts) for suite, counts in _tally.items()}
+        workeroutput["hostileTALLY"] = {suite: dict(counts) for suite, counts in TALLY.items()}
 
 
 def pytest_testnodedown(node, error):
-    for suite, counts in getattr(node, "workeroutput", {}).get("hostile_tally", {}).items():
-        _tally[suite].update(counts)
+    for suite, counts in getattr(node, "workeroutput", {}).get("hostileTALLY", {}).items():
+        TALLY[suite].update(counts)
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not _tally:
-        return
-    terminalreporter.section("hostile input")
-    for suite in SUITES.values():
-        if suite in _tally:
-            counts = _tally[suite]
-            terminalreporter.write_line(
+    lines = []
+    for suite in dict.fromkeys(SUITES.values()):
+        if suite in TALLY:
+            counts = TALLY[suite]
+            lines.append(
                 f"hostile {suite}: {counts['requests']} requests sent, {counts['tests']} tests, "
                 f"{counts['failures']} failures, {counts['5xx']} 5xx"
             )
+    if not lines:
+        return
+    terminalreporter.section("hostile input summary")
+    for line in lines:
+        terminalreporter.write_line(line)
+    # The same file the end-to-end suites write their lines to, for .ci/run to print at its very end.
+    summary = os.environ.get("E2E_SUMMARY_FILE")
+    if summary:
+        with open(summary, "a") as out:
+            out.write("\n".join(lines) + "\n")
