@@ -668,7 +668,7 @@ class Bench:
         if self.served < args.rss_requests:
             warm_rps = statistics.median(r["rps"] for r in scenarios[2].results)
             missing = args.rss_requests - self.served
-            seconds = min(600 if args.full else 30, int(missing / warm_rps * 1.1) + 1)
+            seconds = min(300 if args.full else 30, int(missing / warm_rps * 1.1) + 1)
             log(f"memory: {self.served:,} served, {seconds}s more of cached reads to pass {args.rss_requests:,}")
             extra = self.wrk_for(scenarios[2], seconds)
             self.served += extra["requests"]
@@ -723,7 +723,8 @@ def report(bench: Bench) -> str:
     f1 = median(next(s for s in large if s.key == "F1").results, "rps")
     hash_rate = statistics.median(h["rate"] for h in bench.hash_rates)
     lines = [
-        f"users service benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {cpu_model()}, {os.cpu_count()} CPUs",
+        f"users service benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit()}; {cpu_model()}, "
+        f"{os.cpu_count()} CPUs",
         f"gunicorn -c config/gunicorn.py, {WORKERS} sync workers each; wrk -t1 -c{args.connections} "
         f"-d{args.duration}s; {args.rounds} interleaved rounds, medians; staff list at {args.small:,} and "
         f"{args.users:,} users",
@@ -766,7 +767,8 @@ def report(bench: Bench) -> str:
         f"PostgreSQL connections to the bench database, before -> after the rounds: numbackends "
         f"{pb['numbackends']} -> {pa['numbackends']}, pg_stat_activity {pb['activity']} -> {pa['activity']}, "
         f"sessions ever opened {pb['sessions']} -> {pa['sessions']} (+{pa['sessions'] - pb['sessions']} "
-        f"over {bench.served:,} requests)",
+        f"over {bench.served:,} requests; workers reconnect when a connection reaches DATABASE_CONN_MAX_AGE, "
+        f"600 s by default)",
         "",
         "Targets of issue 6:",
     ]
@@ -805,6 +807,20 @@ def targets(bench: Bench, f1: float, hash_rate: float, growth: list[float]) -> l
         met = f"not shown: only {bench.served:,} requests ({'met' if worst < 5 else 'missed'} over those)"
     out.append(f"- {TARGETS['rss']}: worst worker {worst:+.1f}% over {bench.served:,} requests: {met}")
     return out
+
+
+def commit() -> str:
+    """Return the commit measured: BENCH_COMMIT when set (a copy made by git archive), else the work tree's HEAD."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    except OSError:
+        return "unknown"
+    if head.returncode:
+        return "unknown"
+    return head.stdout.strip() + (" plus uncommitted changes" if dirty.strip() else "")
 
 
 def load_average() -> str:
