@@ -451,10 +451,6 @@ class Load:
         for thread in self.threads:
             thread.join(timeout=30)
 
-    def of(self, kind: str) -> list[Outcome]:
-        with self._lock:
-            return [o for o in self.outcomes if o.kind == kind]
-
 
 # --------------------------------------------------------------------------------------------- outages
 
@@ -562,14 +558,6 @@ def unique(label: str) -> str:
 def create_staff(env: dict, email: str, password: str = PASSWORD) -> None:
     """Create a superuser the way ops do (``createsuperuser --noinput``)."""
     manage(env, "createsuperuser", "--noinput", "--email", email, extra_env={"DJANGO_SUPERUSER_PASSWORD": password})
-
-
-def redis_keys(url: str, pattern: str) -> list[bytes]:
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        return list(client.scan_iter(match=pattern, count=1000))
-    finally:
-        client.close()
 
 
 def redis_get(url: str, key: str) -> bytes | None:
