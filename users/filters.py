@@ -10,6 +10,9 @@ from users.models import User
 class StrictNullBooleanField(forms.NullBooleanField):
     """Take true/false (or True/False, 1/0); refuse anything else instead of reading it as "no filter"."""
 
+    # NullBooleanSelect (the default widget) maps every unknown value to None before to_python sees it.
+    widget = forms.TextInput
+
     def to_python(self, value):
         if value in (None, ""):
             return None
