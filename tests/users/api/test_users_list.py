@@ -171,6 +171,18 @@ def test_filters_and_search_combine(staff_client):
     assert found == ["ann.active@example.com"]
 
 
+@pytest.mark.parametrize("field", ["is_active", "is_staff"])
+@pytest.mark.parametrize("value", ["junk", "maybe", "2", "3"])
+def test_invalid_boolean_filter_returns_400(staff_client, field, value):
+    assert_error(staff_client.get(URL, {field: value}), 400, "validation_error", fields=[field])
+
+
+def test_blank_boolean_filter_means_no_filter(staff_user, staff_client):
+    UserFactory(email="gone@example.com", inactive=True)
+
+    assert set(emails(staff_client.get(URL, {"is_active": ""}))) == {staff_user.email, "gone@example.com"}
+
+
 # ---------------------------------------------------------------- ordering
 
 
@@ -252,7 +264,7 @@ def test_page_size_is_capped_at_100(staff_client):
     assert second.json()["next"] is None
 
 
-@pytest.mark.parametrize("page_size", ["0", "-1", "abc", "1.5", "1e2"])
+@pytest.mark.parametrize("page_size", ["0", "-1", "abc", "1.5", "1e2", ""])
 def test_invalid_page_size_returns_400(staff_client, page_size):
     assert_error(staff_client.get(URL, {"page_size": page_size}), 400, "validation_error", fields=["page_size"])
 
