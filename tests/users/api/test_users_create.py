@@ -1,6 +1,10 @@
 """POST /api/v1/users: open and closed registration, staff creation, field rules, rate limit."""
 
+import threading
+
 import pytest
+from django.db import connection
+from rest_framework.test import APIClient
 
 from tests.assertions import assert_error
 from tests.conftest import bearer_client, login
@@ -305,6 +309,38 @@ def test_form_encoded_body_returns_415(api_client):
 
     assert_error(response, 415, "unsupported_media_type")
     assert not User.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_registrations_of_one_email_give_one_201_and_400s(api_client):
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        # Threads on SQLite's shared-cache memory database fail with "table is locked" instead of waiting.
+        pytest.skip("concurrent writers need a file or server database")
+    start = threading.Barrier(6)
+    results = []
+
+    def register_once(n):
+        try:
+            start.wait(timeout=10)
+            response = APIClient().post(
+                URL, {"email": "Race@Example.com", "password": PASSWORD}, format="json", REMOTE_ADDR=f"10.2.0.{n}"
+            )
+            results.append(response)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=register_once, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    statuses = sorted(response.status_code for response in results)
+    assert statuses == [201] + [400] * 5, statuses
+    for response in results:
+        if response.status_code == 400:
+            assert_error(response, 400, "validation_error", fields=["email"])
+    assert User.objects.filter(email="race@example.com").count() == 1
 
 
 # ---------------------------------------------------------------- rate limit
