@@ -85,11 +85,18 @@ def throwaway_database(tmp_dir: Path):
         yield url
 
 
+def _management_env(database_url: str) -> dict[str, str]:
+    """The servers' environment without the shared cache: a one-off command leaves nothing behind in Redis."""
+    env = base_env(database_url)
+    env.pop("REDIS_URL", None)
+    return env
+
+
 def _migrate(database_url: str) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],
         cwd=ROOT,
-        env=base_env(database_url),
+        env=_management_env(database_url),
         check=True,
         capture_output=True,
         timeout=120,
@@ -102,7 +109,7 @@ def create_user(database_url: str, email: str, password: str) -> str:
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,
-        env=base_env(database_url),
+        env=_management_env(database_url),
         check=True,
         capture_output=True,
         text=True,
@@ -147,16 +154,30 @@ class Server:
         raise RuntimeError(f"gunicorn did not answer in {START_TIMEOUT}s:\n{self.stderr_path.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self._forget_cache_keys()
+
+    def _forget_cache_keys(self) -> None:
+        """Delete what the server left in the shared Redis under its own key prefix."""
+        if "REDIS_URL" not in self.env:
+            return
+        import redis
+
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+        try:
+            keys = list(client.scan_iter(f"{self.env['CACHE_KEY_PREFIX']}:*", count=500))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
 
     def request(self, method: str, path: str, body: dict | None = None, headers: dict | None = None, timeout=10.0):
         """Send one request on a new connection; return the response with its body read (``.data``)."""
