@@ -232,6 +232,27 @@ def test_user_can_log_in_with_the_changed_email(user, auth_client):
     assert set(login("moved@example.com")) == {"access", "refresh"}
 
 
+def test_change_by_staff_is_seen_by_the_user_at_once(staff_user, user, auth_client):
+    user_client = auth_client(user)
+    assert user_client.get("/api/v1/users/me").json()["first_name"] != "Renamed"
+
+    auth_client(staff_user).patch(url(user), {"first_name": "Renamed"}, format="json")
+
+    assert user_client.get("/api/v1/users/me").json()["first_name"] == "Renamed"
+    assert user_client.get(url(user)).json()["first_name"] == "Renamed"
+
+
+def test_change_by_the_user_is_seen_by_staff_at_once(staff_user, user, auth_client):
+    staff_client = auth_client(staff_user)
+    assert staff_client.get(url(user)).json()["email"] == user.email
+
+    auth_client(user).patch(url(user), {"email": "moved@example.com"}, format="json")
+
+    body = staff_client.get(url(user)).json()
+    assert body["email"] == "moved@example.com"
+    assert body["email_verified"] is False
+
+
 # ---------------------------------------------------------------- update: permission-limited fields
 
 
