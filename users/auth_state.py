@@ -24,6 +24,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from core.metrics import record_cache_lookup
+
 logger = logging.getLogger("users.auth_state")
 
 SESSION_KEY = "s:{}"
@@ -76,10 +78,13 @@ def _cache_get_many(keys: list[str]) -> dict:
     if not settings.SHARED_STATE_CACHE:
         return {}
     try:
-        return cache.get_many(keys)
+        found = cache.get_many(keys)
     except Exception as exc:  # noqa: BLE001  (a dead cache means "ask the database", never a 500)
+        record_cache_lookup("auth_state", errors=1)
         _cache_failed("get_many", exc)
         return {}
+    record_cache_lookup("auth_state", hits=len(found), misses=len(keys) - len(found))
+    return found
 
 
 def _cache_call(method: str, *args, **kwargs) -> None:
