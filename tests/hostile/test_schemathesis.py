@@ -54,7 +54,30 @@ CODES_BY_STATUS = {
     503: {codes.SERVICE_UNAVAILABLE},
 }
 
-schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
+
+def in_test_transaction(app):
+    """Wrap the WSGI app as Django's test client runs it: request signals leave the test's connection open.
+
+    Django's handler closes the database connection when a request starts or ends with autocommit off, which it
+    is inside the test's transaction: on PostgreSQL every later query would fail ("the connection is closed").
+    """
+
+    def application(environ, start_response):
+        signals.request_started.disconnect(close_old_connections)
+        signals.request_finished.disconnect(close_old_connections)
+        try:
+            response = app(environ, start_response)
+            body = b"".join(response)
+            response.close()  # sends request_finished
+        finally:
+            signals.request_started.connect(close_old_connections)
+            signals.request_finished.connect(close_old_connections)
+        return [body]
+
+    return application
+
+
+schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", in_test_transaction(get_wsgi_application()))
 
 _started: float | None = None
 
@@ -197,20 +220,6 @@ def hypothesis_settings(examples: int):
         suppress_health_check=list(HealthCheck),
         print_blob=True,
     )
-
-
-@pytest.fixture(autouse=True)
-def _keep_the_test_connection():
-    """Keep Django's request signals from closing the test's database connection, as its test client does.
-
-    The WSGI handler closes the connection after each request when autocommit is off, which it is inside the
-    test's transaction: on PostgreSQL every later query would fail with "the connection is closed".
-    """
-    signals.request_started.disconnect(close_old_connections)
-    signals.request_finished.disconnect(close_old_connections)
-    yield
-    signals.request_started.connect(close_old_connections)
-    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
