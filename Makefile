@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
+# One line per hostile-input and end-to-end suite (requests sent, failures, 5xx), for .ci/run to print last.
+SUMMARY ?= var/suite-summary.txt
 
 .PHONY: install migrate run test lint format schema check-deploy clean
 
@@ -41,7 +43,10 @@ test: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@mkdir -p var && rm -f $(SUMMARY)
+	E2E_SUMMARY_FILE=$(SUMMARY) $(BIN)/python -m pytest --ignore=tests/e2e $(PYTEST_ARGS)
+	@# Last and on their own: fault tests stop PostgreSQL and Redis, which would break a session still running.
+	E2E_SUMMARY_FILE=$(SUMMARY) $(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache db.sqlite3 var
