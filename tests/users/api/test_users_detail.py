@@ -97,6 +97,21 @@ def test_put_of_what_get_returned_returns_200_and_changes_nothing(user, auth_cli
     assert response.json() == before
 
 
+@pytest.mark.parametrize(
+    ("caller", "target"),
+    [("staff_user", "user"), ("staff_user", "other_staff"), ("superuser", "staff_user"), ("superuser", "superuser")],
+)
+def test_put_of_what_get_returned_works_for_staff_on_others_and_themselves(request, auth_client, caller, target):
+    target_user = UserFactory(staff=True) if target == "other_staff" else request.getfixturevalue(target)
+    client = auth_client(request.getfixturevalue(caller))
+    before = client.get(url(target_user)).json()
+
+    response = client.put(url(target_user), before, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json() == before
+
+
 def test_put_replaces_the_writable_fields(user, auth_client):
     response = auth_client(user).put(
         url(user), {"email": "New@Example.com", "first_name": "Ann", "last_name": "Lee"}, format="json"
