@@ -180,12 +180,21 @@ def _touch_session(session_id: uuid.UUID, key: str) -> None:
 
 def session_state_publish(session) -> None:
     """Drop a session's cached state now; after commit, write its committed state (open or ended)."""
+    key = SESSION_KEY.format(session.pk)
     if session.ended_at is not None:
-        state, ttl = GONE, _tombstone_ttl()
-    else:
-        state = (str(session.user_id), int(session.expires_at.timestamp()), int(session.last_used_at.timestamp()))
-        ttl = settings.AUTH_STATE_CACHE_TTL
-    _publish({SESSION_KEY.format(session.pk): state}, ttl)
+        _publish({key: GONE}, _tombstone_ttl())
+        return
+    state = (str(session.user_id), int(session.expires_at.timestamp()), int(session.last_used_at.timestamp()))
+    _cache_call("delete", key)
+
+    def write_committed():
+        _cache_call("set", key, state, settings.AUTH_STATE_CACHE_TTL)
+        # A revocation that committed after this transaction may have written its tombstone before the set
+        # above landed. Ended is final, so check once more: a later revocation writes its tombstone after this.
+        if _session_state(session.pk) == GONE:
+            _cache_call("set", key, GONE, _tombstone_ttl())
+
+    transaction.on_commit(write_committed)
 
 
 def sessions_ended_publish(session_ids: list) -> None:

@@ -17,7 +17,7 @@ from tests.conftest import USES_REDIS, bearer_client, login
 from tests.factories import DEFAULT_PASSWORD
 from users.auth_state import GONE, SESSION_KEY, USER_KEY, auth_user_get
 from users.models import Session
-from users.tokens import session_issue, session_revoke
+from users.tokens import session_issue, session_revoke, session_rotate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -278,4 +278,16 @@ def test_logout_racing_a_last_used_write_still_leaves_the_session_refused(shared
         auth_user_get(session_id=pair.session_id, user_id=user.pk)
 
     assert raced
+    assert auth_user_get(session_id=pair.session_id, user_id=user.pk) is None
+
+
+def test_logout_committed_before_a_refresh_publishes_its_state_still_leaves_the_session_refused(shared_cache, user):
+    pair = issue(user)
+
+    with transaction.atomic():
+        # Runs first after the commit: a logout lands between the refresh's commit and its cache write.
+        transaction.on_commit(lambda: session_revoke(user_id=user.pk, session_id=pair.session_id))
+        session_rotate(refresh=pair.refresh)
+
+    assert cache.get(SESSION_KEY.format(pair.session_id)) == GONE
     assert auth_user_get(session_id=pair.session_id, user_id=user.pk) is None
