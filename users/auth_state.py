@@ -184,6 +184,8 @@ def session_state_publish(session) -> None:
     if session.ended_at is not None:
         _publish({key: GONE}, _tombstone_ttl())
         return
+    if not settings.SHARED_STATE_CACHE:
+        return
     state = (str(session.user_id), int(session.expires_at.timestamp()), int(session.last_used_at.timestamp()))
     _cache_call("delete", key)
 
