@@ -214,3 +214,13 @@ def test_token_not_valid_message_does_not_tell_forgeries_apart(access_claims):
     messages = {response.json()["error"] for response in (forged, expired, unknown_session)}
 
     assert len(messages) == 1
+
+
+def test_token_accepted_once_is_refused_when_it_expires(access_claims):
+    expires = int(time.time()) + 2
+    token = sign(access_claims | {"exp": expires})
+    assert get_me(token).status_code == 200  # verified once; a per-process cache may now hold it
+
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+
+    assert_error(get_me(token), 401, TOKEN_NOT_VALID)
