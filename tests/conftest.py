@@ -6,13 +6,17 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from tests.factories import DEFAULT_PASSWORD, UserFactory
+from users import auth_state
 
 USES_REDIS = "django_redis" in settings.CACHES["default"]["BACKEND"]
 
 
 @pytest.fixture(autouse=True)
-def _clean_cache():
-    """Start every test with an empty cache (auth state, rate-limit counters)."""
+def _clean_cache(settings):
+    """Start every test with an empty cache (auth state, rate-limit counters) and a fresh cache generation."""
+    # Each test reads the generation from its own database once; no re-read mid-test disturbs query counts.
+    settings.STATE_CACHE_EPOCH_POLL = 3600
+    auth_state._epoch.update(version=None, checked=0.0)
     if USES_REDIS:
         cache.delete_pattern("*")
     else:

@@ -11,6 +11,12 @@ the database). So a reader that raced a writer can never leave the older state b
 revocation or an edit is seen by every instance on its next request. A dead cache means "ask the
 database", logged, never a 500. With SHARED_STATE_CACHE off (the embedded default's per-process
 local-memory cache) nothing is cached here: every request reads the database.
+
+An invalidation that cannot reach the cache (Redis partitioned away, not restarted empty) would leave
+an old entry behind for when it comes back. So every key carries a generation kept in the database
+(``StateCacheEpoch``, passed as the cache ``version``): a failed invalidation bumps it, and every process
+re-reads it at most every STATE_CACHE_EPOCH_POLL seconds, so old entries stop being read everywhere
+within that bound, and a write made during the outage is never hidden by what the cache held before.
 """
 
 import logging
@@ -21,7 +27,8 @@ from dataclasses import dataclass
 import orjson
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DatabaseError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core.metrics import record_cache_lookup
@@ -36,6 +43,10 @@ LAST_USED_RESOLUTION = 60  # seconds: Session.last_used_at is written at most on
 CACHE_ERROR_LOG_INTERVAL = 10.0  # seconds between two "cache unavailable" log lines per process
 
 _last_cache_error_log = 0.0
+# This process's view of the cache generation: the value and when it was last read from the database.
+_epoch = {"version": None, "checked": 0.0}
+# Cache writes that invalidate: when one fails, the generation must move on.
+INVALIDATING = frozenset({"delete", "delete_many", "set", "set_many"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,19 +77,56 @@ def _tombstone_ttl() -> int:
 
 
 def _cache_failed(operation: str, exc: Exception) -> None:
-    """Log a cache failure at most once per interval per process."""
+    """Log a cache failure at most once per interval per process; a failed invalidation bumps the generation."""
     global _last_cache_error_log
     now = time.monotonic()
     if now - _last_cache_error_log >= CACHE_ERROR_LOG_INTERVAL:
         _last_cache_error_log = now
         logger.warning("cache unavailable during %s, using the database: %s", operation, type(exc).__name__)
+    if operation in INVALIDATING:
+        cache_epoch_bump()
+
+
+def _cache_version() -> int:
+    """Return the cache generation (Django cache ``version``), re-read from the database every poll interval."""
+    now = time.monotonic()
+    if _epoch["version"] is None or now - _epoch["checked"] >= settings.STATE_CACHE_EPOCH_POLL:
+        from users.models import StateCacheEpoch
+
+        try:
+            value = (
+                StateCacheEpoch.objects.filter(pk=StateCacheEpoch.SINGLETON).values_list("value", flat=True).first()
+            )
+        except DatabaseError:
+            value = None  # the database is down: keep the generation known so far (reported by /readyz)
+        if value is not None or _epoch["version"] is None:
+            _epoch["version"] = (value or 0) + 1
+        _epoch["checked"] = now
+    return _epoch["version"]
+
+
+def cache_epoch_bump() -> None:
+    """Move every process on to a new cache generation (after an invalidation could not reach the cache)."""
+    from users.models import StateCacheEpoch
+
+    try:
+        updated = StateCacheEpoch.objects.filter(pk=StateCacheEpoch.SINGLETON).update(
+            value=F("value") + 1, bumped_at=timezone.now()
+        )
+        if not updated:
+            StateCacheEpoch.objects.get_or_create(pk=StateCacheEpoch.SINGLETON, defaults={"value": 1})
+    except DatabaseError:
+        logger.error("cache generation could not be bumped: entries cached before the outage may be served")
+        raise
+    _epoch["checked"] = 0.0  # this process reads the new generation on its next lookup
+    logger.warning("cache generation bumped after a failed invalidation")
 
 
 def _cache_get_many(keys: list[str]) -> dict:
     if not settings.SHARED_STATE_CACHE:
         return {}
     try:
-        found = cache.get_many(keys)
+        found = cache.get_many(keys, version=_cache_version())
     except Exception as exc:  # noqa: BLE001  (a dead cache means "ask the database", never a 500)
         record_cache_lookup("auth_state", errors=1)
         _cache_failed("get_many", exc)
@@ -91,7 +139,7 @@ def _cache_call(method: str, *args, **kwargs) -> None:
     if not settings.SHARED_STATE_CACHE:
         return
     try:
-        getattr(cache, method)(*args, **kwargs)
+        getattr(cache, method)(*args, version=_cache_version(), **kwargs)
     except Exception as exc:  # noqa: BLE001
         _cache_failed(method, exc)
 

@@ -176,3 +176,23 @@ class LoginLockout(models.Model):
     @property
     def is_locked(self) -> bool:
         return self.locked_until is not None and self.locked_until > timezone.now()
+
+
+class StateCacheEpoch(models.Model):
+    """The generation of the shared cache's auth state, bumped when an invalidation could not reach the cache.
+
+    One row. Every auth-state key carries it (users.auth_state), so entries left in a cache that a
+    failed invalidation could not reach are never read again once processes see the new generation.
+    """
+
+    SINGLETON = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON)
+    value = models.PositiveBigIntegerField(default=0)
+    bumped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "state cache generation"
+
+    def __str__(self):
+        return f"generation {self.value}"

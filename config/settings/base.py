@@ -126,6 +126,8 @@ else:
 SHARED_STATE_CACHE = env.bool("SHARED_STATE_CACHE", default=bool(REDIS_URL))
 # Positive auth-state entries (session open, user flags) live this long; revocation overwrites them at once.
 AUTH_STATE_CACHE_TTL = env.int("AUTH_STATE_CACHE_TTL", default=300)
+# Seconds a process may keep using a cache generation after another process bumped it (a failed invalidation).
+STATE_CACHE_EPOCH_POLL = env.float("STATE_CACHE_EPOCH_POLL", default=2.0)
 # Cached user entries (auth flags + the user's JSON body); every write path replaces them after commit.
 USER_CACHE_TTL = env.int("USER_CACHE_TTL", default=3600)
 

@@ -568,6 +568,19 @@ def redis_get(url: str, key: str) -> bytes | None:
         client.close()
 
 
+def redis_get_newest_version(url: str, pattern: str) -> bytes | None:
+    """Return the value of the key matching ``pattern`` ("prefix:*:key") with the highest version part."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if not keys:
+            return None
+        newest = max(keys, key=lambda key: int(key.split(b":")[1]) if key.split(b":")[1].isdigit() else -1)
+        return client.get(newest)
+    finally:
+        client.close()
+
+
 def redis_delete_prefix(url: str, prefix: str) -> None:
     """Delete this run's keys (never FLUSHALL: other runs share the server)."""
     client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
