@@ -10,7 +10,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_register_login_me_refresh_sessions_logout(api_client):
     response = api_client.post(
-        "/api/v1/users", {"email": "Ann@Example.com", "password": "a-long-enough-pass", "first_name": "Ann"},
+        "/api/v1/users",
+        {"email": "Ann@Example.com", "password": "a-long-enough-pass", "first_name": "Ann"},
         format="json",
     )
     assert response.status_code == 201
