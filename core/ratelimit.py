@@ -44,10 +44,13 @@ __all__ = [
     "RateLimitMiddleware",
     "RateLimitedError",
     "RequestRateThrottle",
+    "STORE_DOWN",
     "client_ip",
+    "counter",
     "enforce_rate_limit",
     "has_bearer_credentials",
     "hit",
+    "verdict",
 ]
 
 # The shared cache is down: django-redis's ConnectionInterrupted, or redis-py's own errors where they escape it
@@ -55,6 +58,7 @@ __all__ = [
 STORE_ERRORS = (ConnectionInterrupted, RedisConnectionError, RedisTimeoutError)
 STORE_ERROR_LOG_INTERVAL = 10.0  # seconds: one warning per process and interval, however many requests fail
 EXPIRY_FUDGE = 5  # seconds a counter outlives its window, as django-ratelimit does
+STORE_DOWN = -1  # a counter that could not be read: the per-user limit fails open
 
 
 class RateLimitedError(Ratelimited):
@@ -137,22 +141,33 @@ def _shared_incr(key: str, period: int) -> int:
     return cache.incr(key)
 
 
+def counter(group: str, value: str, rate: str) -> tuple[str, int]:
+    """Return the cache key of the current window's counter for ``value`` in ``group``, and its period."""
+    _limit, period = _parse_rate(rate)
+    return f"rl:{group}:{value}:{_get_window(value, period)}", period
+
+
+def verdict(group: str, value: str, rate: str, count: int) -> int | None:
+    """Return the seconds to wait when ``count`` (this window's, this request included) is over ``rate``."""
+    limit, period = _parse_rate(rate)
+    if count <= limit:
+        return None
+    record_rate_limited(group)
+    return max(1, int(_get_window(value, period) - time.time()) + 1)
+
+
 def hit(group: str, value: str, rate: str) -> int | None:
     """Count one request for ``value``; return the seconds to wait when over ``rate``, else None.
 
     Fails open: when the shared cache is down the request is allowed, and the failure logged and counted.
     """
-    limit, period = _parse_rate(rate)
-    window = _get_window(value, period)
+    key, period = counter(group, value, rate)
     try:
-        count = _shared_incr(f"rl:{group}:{value}:{window}", period)
+        count = _shared_incr(key, period)
     except STORE_ERRORS as exc:
         _store_unavailable(group, "fail_open", exc)
         return None
-    if count <= limit:
-        return None
-    record_rate_limited(group)
-    return max(1, int(window - time.time()) + 1)
+    return verdict(group, value, rate, count)
 
 
 class RequestRateThrottle(BaseThrottle):
@@ -170,7 +185,15 @@ class RequestRateThrottle(BaseThrottle):
             return True
         user = request.user
         if user is not None and user.is_authenticated:
-            self._wait = hit("user", str(user.pk), settings.RATELIMIT_USER)
+            # Counted already in the authentication's round trip to the shared cache, when it could.
+            count = getattr(user, "rate_count", None)
+            if count is None:
+                self._wait = hit("user", str(user.pk), settings.RATELIMIT_USER)
+            elif count == STORE_DOWN:
+                self._wait = None
+                _store_unavailable("user", "fail_open", ConnectionError("shared cache unavailable"))
+            else:
+                self._wait = verdict("user", str(user.pk), settings.RATELIMIT_USER, count)
         elif has_bearer_credentials(request):
             self._wait = hit("anon", client_ip(request), settings.RATELIMIT_ANON)
         else:
