@@ -21,6 +21,7 @@ def _shared_cache(settings):
     """One test process is one instance, so its local-memory cache counts as shared here."""
     settings.SHARED_STATE_CACHE = True
 
+
 DEAD_REDIS = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -197,3 +198,29 @@ def test_cache_down_still_refuses_a_revoked_token(settings):
     settings.CACHES = DEAD_REDIS
     assert client.post("/api/v1/auth/logout").status_code == 204
     assert_error(client.get("/api/v1/users/me"), 401, "token_not_valid")
+
+
+@pytest.mark.skipif(not USES_REDIS, reason="counts Redis round trips (runs when REDIS_URL is set)")
+def test_warm_authenticated_read_is_one_redis_round_trip(monkeypatch):
+    import redis
+
+    user = UserFactory()
+    client = _client_for(user)
+    assert client.get("/api/v1/users/me").status_code == 200  # warm
+    calls = {"commands": 0, "pipelines": 0}
+    command, execute = redis.Redis.execute_command, redis.client.Pipeline.execute
+
+    def counted_command(self, *args, **kwargs):
+        calls["commands"] += 1
+        return command(self, *args, **kwargs)
+
+    def counted_execute(self, *args, **kwargs):
+        calls["pipelines"] += 1
+        return execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counted_command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counted_execute)
+    response = client.get("/api/v1/users/me")
+    assert response.status_code == 200 and response.json()["id"] == str(user.pk)
+    # Session state, user entry and the per-user rate counter: one pipeline, nothing else.
+    assert calls == {"commands": 0, "pipelines": 1}, calls
