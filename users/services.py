@@ -317,6 +317,26 @@ def user_logout(*, user, session_id: uuid.UUID, request=None) -> None:
         )
 
 
+def user_session_revoke(*, user, session_id: uuid.UUID, request=None) -> None:
+    """End one open session of ``user`` from the sessions API; raise Session.DoesNotExist when it has none such.
+
+    Recorded as a logout of that session, with ``via: "sessions"`` (and ``current`` when it was the caller's own).
+    """
+    with transaction.atomic():
+        session_revoke(user_id=user.pk, session_id=session_id, reason=Session.EndReason.REVOKED)
+        security_event_record(
+            type=Event.LOGOUT,
+            user_id=user.pk,
+            actor=user,
+            request=request,
+            details={
+                "session_id": str(session_id),
+                "via": "sessions",
+                "current": session_id == getattr(user, "session_id", None),
+            },
+        )
+
+
 @transaction.atomic
 def user_logout_all(*, user, keep_session_id: uuid.UUID | None = None, request=None) -> int:
     """End every session of ``user`` but ``keep_session_id``; return how many ended."""

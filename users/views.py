@@ -276,7 +276,7 @@ class SessionDetailView(APIView):
 
     @extend_schema(summary="End one of my sessions", responses={204: None, **errors(404)})
     def delete(self, request, session_id):
-        tokens.session_revoke(user_id=request.user.pk, session_id=session_id, reason=Session.EndReason.REVOKED)
+        services.user_session_revoke(user=request.user, session_id=uuid.UUID(session_id), request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -171,3 +171,15 @@ def test_delete_session_without_credentials_returns_401(user):
 
     assert_error(APIClient().delete(f"{LIST}/{sid(tokens['access'])}"), 401, NOT_AUTHENTICATED)
     assert me(tokens["access"]).status_code == 200
+
+
+def test_revoking_a_session_records_a_logout_event_of_that_session(auth_client, user):
+    from users.models import SecurityEvent
+
+    login(user.email)  # a second session of the same user
+    client = auth_client(user)
+    sid = next(s["id"] for s in client.get("/api/v1/auth/sessions").json() if not s["current"])
+    assert client.delete(f"/api/v1/auth/sessions/{sid}").status_code == 204
+    events = SecurityEvent.objects.filter(user_id=user.pk, type=SecurityEvent.Type.LOGOUT)
+    recorded = [(e.details["session_id"], e.details["via"], e.details["current"]) for e in events]
+    assert recorded == [(sid, "sessions", False)]
