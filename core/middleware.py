@@ -6,8 +6,12 @@ import uuid
 
 import orjson
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django_ratelimit.exceptions import Ratelimited
 
 from core import exceptions as codes
@@ -15,7 +19,15 @@ from core.exception_handler import SERVICE_DOWN_ERRORS, error_for_exception, err
 from core.health import readiness
 from core.logging import request_id_var
 
-__all__ = ["ErrorEnvelopeMiddleware", "HealthCheckMiddleware", "RequestIdMiddleware"]
+__all__ = [
+    "AdminAuthenticationMiddleware",
+    "AdminCsrfViewMiddleware",
+    "AdminMessageMiddleware",
+    "AdminSessionMiddleware",
+    "ErrorEnvelopeMiddleware",
+    "HealthCheckMiddleware",
+    "RequestIdMiddleware",
+]
 
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -123,3 +135,35 @@ class ErrorEnvelopeMiddleware:
             # Django's DEBUG page is HTML; the contract's development 500 is the envelope with its "stack".
             return server_error_response(exception, request)
         return None
+
+
+class _SkipForApi:
+    """Skip the wrapped middleware's request and response work under /api/v1/.
+
+    The API authenticates with Bearer tokens and speaks JSON: it reads no cookie, session, CSRF token
+    or flash message, so the admin's session machinery is pure cost there (PERF.md). Its views are
+    csrf_exempt (DRF), and request.user is set by DRF's authentication.
+    """
+
+    api_prefix = "/api/v1/"
+
+    def __call__(self, request):
+        if request.path_info.startswith(self.api_prefix):
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class AdminSessionMiddleware(_SkipForApi, SessionMiddleware):
+    """django.contrib.sessions' middleware, for everything but the API."""
+
+
+class AdminCsrfViewMiddleware(_SkipForApi, CsrfViewMiddleware):
+    """Django's CSRF middleware, for everything but the API (whose views are csrf_exempt anyway)."""
+
+
+class AdminAuthenticationMiddleware(_SkipForApi, AuthenticationMiddleware):
+    """Django's session authentication, for everything but the API (Bearer tokens, set by DRF)."""
+
+
+class AdminMessageMiddleware(_SkipForApi, MessageMiddleware):
+    """django.contrib.messages' middleware, for everything but the API."""

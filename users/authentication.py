@@ -13,15 +13,17 @@ from users.auth_state import auth_user_get
 
 # Per-process cache of tokens whose signature and claims were already verified, keyed by the exact bytes.
 # It skips only the decode (PERF.md: ~30-100 us); expiry is re-checked on every hit and the session and
-# user are still checked in the shared cache on every request, so revocation stays immediate.
-VERIFIED_TOKENS_MAX = 4096
-_verified: dict[bytes, tuple[int, AccessToken, uuid.UUID, uuid.UUID]] = {}
+# user are still checked in the shared cache on every request, so revocation stays immediate. Entries are
+# small (expiry and two UUIDs) and bounded, so a worker's memory stays flat however many users it serves.
+VERIFIED_TOKENS_MAX = 2048
+_verified: dict[bytes, tuple[int, uuid.UUID, uuid.UUID]] = {}
 
 
-def _verify(raw: bytes) -> tuple[AccessToken, uuid.UUID, uuid.UUID]:
+def _verify(raw: bytes) -> tuple[uuid.UUID, uuid.UUID]:
+    """Return (session id, user id) of a valid access token; raise InvalidToken otherwise."""
     hit = _verified.get(raw)
     if hit is not None and hit[0] > time.time():
-        return hit[1], hit[2], hit[3]
+        return hit[1], hit[2]
     try:
         token = AccessToken(raw.decode("ascii"))
         session_id = uuid.UUID(str(token["sid"]))
@@ -31,8 +33,8 @@ def _verify(raw: bytes) -> tuple[AccessToken, uuid.UUID, uuid.UUID]:
         raise InvalidToken("Token is invalid or expired.") from None
     if len(_verified) >= VERIFIED_TOKENS_MAX:
         _verified.clear()
-    _verified[raw] = (expires, token, session_id, user_id)
-    return token, session_id, user_id
+    _verified[raw] = (expires, session_id, user_id)
+    return session_id, user_id
 
 
 class SessionJWTAuthentication(JWTAuthentication):
@@ -54,11 +56,11 @@ class SessionJWTAuthentication(JWTAuthentication):
             return None
         if len(parts) != 2:
             raise InvalidToken("Authorization header must be 'Bearer <token>'.")
-        token, session_id, user_id = _verify(parts[1])
+        session_id, user_id = _verify(parts[1])
         user = auth_user_get(session_id=session_id, user_id=user_id)
         if user is None:
             raise InvalidToken("Token is invalid or expired.")
-        return user, token
+        return user, parts[1].decode("ascii")
 
 
 class SessionJWTAuthenticationScheme(OpenApiAuthenticationExtension):

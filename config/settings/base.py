@@ -62,11 +62,12 @@ MIDDLEWARE = [
     "core.middleware.ErrorEnvelopeMiddleware",
     # Inside CORS, so a 429 carries the CORS headers a browser needs to read it.
     "core.ratelimit.RateLimitMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # The admin's session, CSRF, auth and messages middleware, skipped under /api/v1/ (Bearer JSON, PERF.md).
+    "core.middleware.AdminSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "core.middleware.AdminCsrfViewMiddleware",
+    "core.middleware.AdminAuthenticationMiddleware",
+    "core.middleware.AdminMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
