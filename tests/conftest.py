@@ -1,5 +1,7 @@
 """Shared fixtures: clients with real Bearer tokens, users of each kind, a clean cache per test."""
 
+import socket
+
 import pytest
 from django.conf import settings
 from django.core.cache import cache
@@ -73,3 +75,17 @@ def auth_client(db):
         return client
 
     return make
+
+
+def dead_cache() -> dict:
+    """Return CACHES pointing at a loopback Redis port where nothing listens (connection refused at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25},
+        }
+    }

@@ -1,13 +1,14 @@
 """Fixtures for fault tests: the database or the shared cache down, simulated without stopping either."""
 
 import contextlib
-import socket
 from unittest import mock
 
 import pytest
 from django.db import OperationalError
 from django.db.backends.utils import CursorWrapper
 from django.test import Client
+
+from tests.conftest import dead_cache
 
 # What a driver error may carry and a response must never show.
 DRIVER_ERROR_TEXT = "connection to server at db-internal-7 failed: password authentication failed for dbuser"
@@ -34,20 +35,6 @@ def database_outage():
 def database_down(db):
     with database_outage():
         yield
-
-
-def dead_cache() -> dict:
-    """Return CACHES pointing at a Redis port where nothing listens (connection refused at once)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{port}/0",
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25},
-        }
-    }
 
 
 @pytest.fixture

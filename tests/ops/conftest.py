@@ -1,10 +1,10 @@
 """Fixtures for the operations tests: captured access lines, metric readings, a shared cache that is down."""
 
-import socket
-
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import dead_cache  # noqa: F401  (re-exported to this folder's tests)
 
 
 @pytest.fixture
@@ -34,17 +34,3 @@ def scrape(client) -> dict[tuple[str, frozenset], float]:
 def sample(samples: dict, name: str, **labels) -> float:
     """Return one sample's value (0 when the label set was never observed)."""
     return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def dead_cache() -> dict:
-    """Return CACHES pointing at a loopback Redis port where nothing listens (connection refused at once)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{port}/0",
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25},
-        }
-    }

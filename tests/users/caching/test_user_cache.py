@@ -8,7 +8,7 @@ from django.core.cache import CacheHandler
 from django.core.management import call_command
 
 from tests.assertions import assert_error
-from tests.conftest import USES_REDIS, bearer_client, login
+from tests.conftest import USES_REDIS, bearer_client, dead_cache, login
 from tests.factories import UserFactory
 from users.auth_state import USER_KEY
 from users.models import User
@@ -20,15 +20,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _shared_cache(settings):
     """One test process is one instance, so its local-memory cache counts as shared here."""
     settings.SHARED_STATE_CACHE = True
-
-
-DEAD_REDIS = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": "redis://127.0.0.1:1/0",
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.1, "SOCKET_TIMEOUT": 0.1},
-    }
-}
 
 
 def _client_for(user):
@@ -170,7 +161,7 @@ def test_cache_down_serves_from_the_database_without_errors(settings, caplog, mo
     monkeypatch.setattr("users.auth_state._last_cache_error_log", 0.0)
     user = UserFactory(first_name="Durable")
     client = _client_for(user)
-    settings.CACHES = DEAD_REDIS
+    settings.CACHES = dead_cache()
     with caplog.at_level(logging.WARNING, logger="users.auth_state"):
         for _ in range(3):
             response = client.get("/api/v1/users/me")
@@ -195,7 +186,7 @@ def test_cache_down_still_refuses_a_revoked_token(settings):
     user = UserFactory()
     tokens = login(user.email)
     client = bearer_client(tokens["access"])
-    settings.CACHES = DEAD_REDIS
+    settings.CACHES = dead_cache()
     assert client.post("/api/v1/auth/logout").status_code == 204
     assert_error(client.get("/api/v1/users/me"), 401, "token_not_valid")
 
