@@ -11,7 +11,6 @@ from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpResponse
-from django.middleware.csrf import CsrfViewMiddleware
 from django_ratelimit.exceptions import Ratelimited
 
 from core import exceptions as codes
@@ -21,7 +20,6 @@ from core.logging import request_id_var
 
 __all__ = [
     "AdminAuthenticationMiddleware",
-    "AdminCsrfViewMiddleware",
     "AdminMessageMiddleware",
     "AdminSessionMiddleware",
     "ErrorEnvelopeMiddleware",
@@ -155,10 +153,6 @@ class _SkipForApi:
 
 class AdminSessionMiddleware(_SkipForApi, SessionMiddleware):
     """django.contrib.sessions' middleware, for everything but the API."""
-
-
-class AdminCsrfViewMiddleware(_SkipForApi, CsrfViewMiddleware):
-    """Django's CSRF middleware, for everything but the API (whose views are csrf_exempt anyway)."""
 
 
 class AdminAuthenticationMiddleware(_SkipForApi, AuthenticationMiddleware):
