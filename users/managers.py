@@ -8,6 +8,19 @@ def normalize_email(email: str) -> str:
     return (email or "").strip().lower()
 
 
+def email_domain_is_canonical(email: str) -> bool:
+    """Return True when the email's domain is in its canonical IDNA form.
+
+    Django's validator checks the domain after IDNA mapping, which drops invisible characters: without this,
+    ``other@example.com`` followed by a zero-width space registers as a second, identical-looking account.
+    """
+    domain = email.rpartition("@")[2]
+    try:
+        return domain.encode("idna").decode("idna") == domain
+    except UnicodeError:
+        return False
+
+
 class UserManager(BaseUserManager):
     use_in_migrations = True
 

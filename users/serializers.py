@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from users.managers import email_domain_is_canonical
 from users.models import SecurityEvent, User
 
 PERMISSION_LIMITED = {
@@ -20,22 +21,13 @@ class StrictCharField(serializers.CharField):
 
 
 class StrictEmailField(serializers.EmailField):
-    """An email, stripped and lower-cased; a domain not in its canonical IDNA form is refused.
-
-    Django's validator checks the domain after IDNA mapping, which drops invisible characters: without this,
-    ``other@example.com`` followed by a zero-width space registers as a second, identical-looking account.
-    """
+    """An email, stripped and lower-cased; a domain not in its canonical IDNA form is refused."""
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
         email = super().to_internal_value(data).strip().lower()
-        domain = email.rpartition("@")[2]
-        try:
-            canonical = domain.encode("idna").decode("idna")
-        except UnicodeError:
-            self.fail("invalid")
-        if canonical != domain:
+        if not email_domain_is_canonical(email):
             self.fail("invalid")
         return email
 

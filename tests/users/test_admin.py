@@ -212,6 +212,23 @@ def test_add_form_refuses_an_email_taken_in_another_case(admin_client_, user):
     assert User.objects.filter(email__iexact=user.email).count() == 1
 
 
+def test_add_form_refuses_a_lookalike_email_domain(admin_client_, user):
+    lookalike = user.email + "\u200b"  # a zero-width space after the domain: the same address to the eye
+    response = admin_client_.post(
+        f"{CHANGELIST}add/",
+        {
+            "email": lookalike,
+            "password1": "a-fresh-admin-set-pass",
+            "password2": "a-fresh-admin-set-pass",
+            "usable_password": "true",
+        },
+    )
+
+    assert response.status_code == 200
+    assert b"Enter a valid email address." in response.content
+    assert User.objects.count() == 2  # the admin and ``user``: nothing created
+
+
 def _change_form_data(user, **changes) -> dict:
     data = {
         "email": user.email,
