@@ -2,6 +2,7 @@
 
 import socket
 
+import jwt
 import pytest
 from django.conf import settings
 from django.core.cache import cache
@@ -89,3 +90,18 @@ def dead_cache() -> dict:
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25},
         }
     }
+
+
+def sid(token: str) -> str:
+    """Return the session id (``sid`` claim) of a token, unverified."""
+    return jwt.decode(token, options={"verify_signature": False})["sid"]
+
+
+def me(access: str):
+    """GET /api/v1/users/me with this access token."""
+    return bearer_client(access).get("/api/v1/users/me")
+
+
+def refresh(token: str):
+    """POST /api/v1/auth/token/refresh with this refresh token."""
+    return APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json")

@@ -1,30 +1,17 @@
 """POST /api/v1/auth/logout and /logout-all: sessions end at once, their access and refresh tokens refused."""
 
-import jwt
 import pytest
 from rest_framework.test import APIClient
 
 from core.exceptions import NOT_AUTHENTICATED, TOKEN_NOT_VALID, VALIDATION_ERROR
 from tests.assertions import assert_error
-from tests.conftest import bearer_client, login
+from tests.conftest import bearer_client, login, me, refresh, sid
 from users.models import Session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LOGOUT = "/api/v1/auth/logout"
 LOGOUT_ALL = "/api/v1/auth/logout-all"
-
-
-def sid(token: str) -> str:
-    return jwt.decode(token, options={"verify_signature": False})["sid"]
-
-
-def me(access: str):
-    return bearer_client(access).get("/api/v1/users/me")
-
-
-def refresh(token: str):
-    return APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json")
 
 
 def assert_session_works(tokens: dict) -> None:

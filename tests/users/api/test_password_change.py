@@ -1,12 +1,11 @@
 """POST /api/v1/auth/password/change: the caller's session survives, every other one ends at once."""
 
-import jwt
 import pytest
 from rest_framework.test import APIClient
 
 from core.exceptions import AUTHENTICATION_FAILED, NOT_AUTHENTICATED, TOKEN_NOT_VALID, VALIDATION_ERROR
 from tests.assertions import assert_error
-from tests.conftest import bearer_client, login
+from tests.conftest import bearer_client, login, me, refresh, sid
 from tests.factories import DEFAULT_PASSWORD
 from users.models import Session
 
@@ -14,18 +13,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 URL = "/api/v1/auth/password/change"
 NEW_PASSWORD = "a-much-newer-passphrase-77"
-
-
-def sid(token: str) -> str:
-    return jwt.decode(token, options={"verify_signature": False})["sid"]
-
-
-def me(access: str):
-    return bearer_client(access).get("/api/v1/users/me")
-
-
-def refresh(token: str):
-    return APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json")
 
 
 def change(access: str, current_password=DEFAULT_PASSWORD, new_password=NEW_PASSWORD):

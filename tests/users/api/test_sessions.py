@@ -3,32 +3,19 @@
 import uuid
 from datetime import datetime, timedelta
 
-import jwt
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.exceptions import NOT_AUTHENTICATED, NOT_FOUND, TOKEN_NOT_VALID
 from tests.assertions import assert_error
-from tests.conftest import bearer_client, login
+from tests.conftest import bearer_client, login, me, refresh, sid
 from users.models import Session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LIST = "/api/v1/auth/sessions"
 FIELDS = {"id", "created_at", "last_used_at", "ip", "user_agent", "current"}
-
-
-def sid(token: str) -> str:
-    return jwt.decode(token, options={"verify_signature": False})["sid"]
-
-
-def me(access: str):
-    return bearer_client(access).get("/api/v1/users/me")
-
-
-def refresh(token: str):
-    return APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json")
 
 
 def test_sessions_list_is_a_json_list_of_the_callers_open_sessions(user):

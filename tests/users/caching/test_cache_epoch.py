@@ -5,7 +5,7 @@ from django.core.cache import cache
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tests.assertions import assert_error
-from tests.conftest import bearer_client, login
+from tests.conftest import bearer_client, login, sid
 from tests.factories import UserFactory
 from users import auth_state
 from users.models import StateCacheEpoch
@@ -51,8 +51,8 @@ def test_logout_that_cannot_reach_the_cache_still_refuses_the_token(partition, m
     monkeypatch.undo()
 
     assert _generation() > before
-    sid = auth_state.SESSION_KEY.format(bearer_sid(tokens["access"]))
-    assert cache.get(sid, version=old_version) not in (None, auth_state.GONE)  # the stale entry is still there...
+    key = auth_state.SESSION_KEY.format(sid(tokens["access"]))
+    assert cache.get(key, version=old_version) not in (None, auth_state.GONE)  # the stale entry is still there...
     assert_error(client.get("/api/v1/users/me"), 401, "token_not_valid")  # ...and never read again
 
 
@@ -93,9 +93,3 @@ def test_reads_that_fail_do_not_move_the_generation(monkeypatch):
     monkeypatch.setattr(cache, "add", refuse)
     assert client.get("/api/v1/users/me").status_code == 200
     assert _generation() == before
-
-
-def bearer_sid(access: str) -> str:
-    import jwt
-
-    return jwt.decode(access, options={"verify_signature": False})["sid"]
