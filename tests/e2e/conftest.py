@@ -9,6 +9,7 @@ import os
 import pytest
 
 from tests.e2e import server as e2e
+from tests.summary import report_suite_lines
 
 SUITES = {"test_faults": "faults", "test_instances": "instances", "test_admin_browser": "admin-browser"}
 _results: dict[str, dict[str, int]] = {}
@@ -91,12 +92,4 @@ def pytest_terminal_summary(terminalreporter):
         outcome = ", ".join(f"{count} {name}" for name, count in results.items() if count or name != "xfailed")
         outcome = f"tests {outcome}"
         lines.append(e2e.tally(suite).line(suite, outcome))
-    if not lines:
-        return
-    terminalreporter.section("end-to-end summary")
-    for line in lines:
-        terminalreporter.write_line(line)
-    summary = os.environ.get("E2E_SUMMARY_FILE")
-    if summary:
-        with open(summary, "a") as out:
-            out.write("\n".join(lines) + "\n")
+    report_suite_lines(terminalreporter, "end-to-end summary", lines)

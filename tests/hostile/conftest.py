@@ -5,12 +5,11 @@ handler and the WSGI application schemathesis drives alike), so the tally wraps 
 Under pytest-xdist each worker sends its tally to the controller, which prints the sum.
 """
 
-import os
-
 import pytest
 from django.core.handlers.base import BaseHandler
 
 from tests.hostile.tally import SUITES, TALLY, count_response, suite_of
+from tests.summary import report_suite_lines
 
 # A rate generous enough for a fuzzer (thousands of requests a minute from one IP, one user) without turning
 # the limits off: they stay enabled and counted, so their code path is exercised too.
@@ -95,13 +94,4 @@ def pytest_terminal_summary(terminalreporter):
                 f"hostile {suite}: {counts['requests']} requests sent, {counts['tests']} tests, "
                 f"{counts['failures']} failures, {counts['5xx']} 5xx"
             )
-    if not lines:
-        return
-    terminalreporter.section("hostile input summary")
-    for line in lines:
-        terminalreporter.write_line(line)
-    # The same file the end-to-end suites write their lines to, for .ci/run to print at its very end.
-    summary = os.environ.get("E2E_SUMMARY_FILE")
-    if summary:
-        with open(summary, "a") as out:
-            out.write("\n".join(lines) + "\n")
+    report_suite_lines(terminalreporter, "hostile input summary", lines)
