@@ -46,10 +46,12 @@ __all__ = [
     "RequestRateThrottle",
     "STORE_DOWN",
     "client_ip",
+    "count_request",
     "counter",
     "enforce_rate_limit",
     "has_bearer_credentials",
     "hit",
+    "under_user_limit",
     "verdict",
 ]
 
@@ -96,7 +98,7 @@ def _retry_after(value: str, period: int) -> int:
     return max(1, int(_get_window(value, period) - time.time()) + 1)
 
 
-_last_store_warning = 0.0
+_last_store_warning = float("-inf")  # the first failure is always logged, however soon after boot
 
 
 def _store_unavailable(limit: str, outcome: str, exc: BaseException) -> None:
@@ -156,14 +158,28 @@ def verdict(group: str, value: str, rate: str, count: int) -> int | None:
     return max(1, int(_get_window(value, period) - time.time()) + 1)
 
 
+def under_user_limit(count: int | None, rate: str) -> bool:
+    """Return True when a per-user ``count`` counted in the auth round trip is known and within ``rate``.
+
+    No side effect: a count over the limit, not counted (None) or unreadable (STORE_DOWN) returns False,
+    and RequestRateThrottle decides (429, count it itself, or fail open).
+    """
+    return count is not None and count != STORE_DOWN and count <= _parse_rate(rate)[0]
+
+
+def count_request(group: str, value: str, rate: str) -> int:
+    """Count one request for ``value`` in ``group``'s current window and return the count (raises STORE_ERRORS)."""
+    key, period = counter(group, value, rate)
+    return _shared_incr(key, period)
+
+
 def hit(group: str, value: str, rate: str) -> int | None:
     """Count one request for ``value``; return the seconds to wait when over ``rate``, else None.
 
     Fails open: when the shared cache is down the request is allowed, and the failure logged and counted.
     """
-    key, period = counter(group, value, rate)
     try:
-        count = _shared_incr(key, period)
+        count = count_request(group, value, rate)
     except STORE_ERRORS as exc:
         _store_unavailable(group, "fail_open", exc)
         return None

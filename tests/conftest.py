@@ -19,7 +19,7 @@ def _clean_cache(settings):
     """Start every test with an empty cache (auth state, rate-limit counters) and a fresh cache generation."""
     # Each test reads the generation from its own database once; no re-read mid-test disturbs query counts.
     settings.STATE_CACHE_EPOCH_POLL = 3600
-    auth_state._epoch.update(version=None, checked=0.0)
+    auth_state._epoch.update(version=None, checked=float("-inf"))
     if USES_REDIS:
         cache.delete_pattern("*")
     else:

@@ -37,6 +37,15 @@ def _verify(raw: bytes) -> tuple[uuid.UUID, uuid.UUID]:
     return session_id, user_id
 
 
+# Where users.hot_path leaves the outcome it already got for a request it hands over to DRF.
+OUTCOME_ATTR = "_session_jwt_outcome"
+
+
+def remember_outcome(request, outcome) -> None:
+    """Keep this request's authentication outcome ((user, token) or the exception) for DRF's own pass."""
+    setattr(request, OUTCOME_ATTR, outcome)
+
+
 class SessionJWTAuthentication(JWTAuthentication):
     """Accept ``Authorization: Bearer <access>`` when its session is open and its user active.
 
@@ -48,6 +57,12 @@ class SessionJWTAuthentication(JWTAuthentication):
     www_authenticate_realm = "api"
 
     def authenticate(self, request):
+        # DRF passes its Request; the outcome the hot path remembered sits on the Django request inside it.
+        outcome = getattr(getattr(request, "_request", request), OUTCOME_ATTR, None)
+        if outcome is not None:
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
         header = self.get_header(request)
         if header is None:
             return None

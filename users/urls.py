@@ -1,15 +1,24 @@
 """Routes of the users API (``users:``) and the auth API (``auth:``); trailing slash optional."""
 
-from django.urls import include, path, re_path
+from django.urls import URLPattern, include, path, re_path
 from rest_framework.routers import SimpleRouter
 
 from users import views
+from users.hot_path import cached_read
 from users.models import UUID_RE
 
 router = SimpleRouter()
 # Both /users and /users/ answer, with no redirect (a redirected POST loses its body).
 router.trailing_slash = "/?"
 router.register("users", views.UserViewSet, basename="user")
+# The two cached reads get the plain-view fast path for GET (users.hot_path); same routes, names and schema.
+HOT_ROUTES = frozenset({"user-me", "user-detail"})
+user_routes = [
+    URLPattern(route.pattern, cached_read(route.callback), route.default_args, route.name)
+    if route.name in HOT_ROUTES
+    else route
+    for route in router.urls
+]
 
 users_urlpatterns = (
     [
@@ -17,7 +26,7 @@ users_urlpatterns = (
         re_path(
             rf"^users/(?P<user_id>{UUID_RE})/events/?$", views.SecurityEventListView.as_view(), name="user-events"
         ),
-        *router.urls,
+        *user_routes,
     ],
     "users",
 )

@@ -147,6 +147,11 @@ class UserViewSet(
         body = selectors.user_body_for(requested_by=request.user, user_id=self.kwargs[self.lookup_field])
         return HttpResponse(body, content_type="application/json")
 
+    def get_object(self):
+        # /users/me carries no id: it is the caller's own (DRF's OPTIONS metadata asks for the object too).
+        self.kwargs.setdefault(self.lookup_field, str(self.request.user.pk))
+        return super().get_object()
+
     def update(self, request, *args, **kwargs):
         partial = kwargs.pop("partial", False)
         user = self.get_object()
@@ -177,7 +182,7 @@ class UserViewSet(
     @action(detail=False, methods=["get", "put", "patch", "delete"], url_path="me", url_name="me")
     def me(self, request):
         self.kwargs[self.lookup_field] = str(request.user.pk)
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):  # DRF routes HEAD to the GET handler: never to the update below
             return self.retrieve(request)
         if request.method == "DELETE":
             return self.destroy(request)

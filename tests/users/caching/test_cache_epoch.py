@@ -76,7 +76,7 @@ def test_other_processes_follow_the_new_generation_within_the_poll_interval(sett
     assert client.post("/api/v1/auth/logout").status_code == 204
     monkeypatch.undo()
     # Another process: it still holds the old generation until its poll interval runs out.
-    auth_state._epoch.update(version=1, checked=0.0)
+    auth_state._epoch.update(version=1, checked=float("-inf"))
     settings.STATE_CACHE_EPOCH_POLL = 0
     assert_error(client.get("/api/v1/users/me"), 401, "token_not_valid")
 

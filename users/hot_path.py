@@ -1,0 +1,75 @@
+"""The hot path: a cached ``GET /users/me`` or ``/users/{id}`` answered by a plain Django view.
+
+PERF.md measured DRF's dispatch around a cached read (request wrapper, content negotiation, permission and
+throttle objects) at a tenth of the floor. ``cached_read`` wraps the viewset's own view for these two routes:
+it answers the plain case itself, with the same authentication class, the same per-user limit (counted in
+the authentication's Redis round trip when it can), the same cached body and the same headers, and hands
+everything else to the viewset unchanged. What it hands over carries the authentication outcome and the
+request count it already paid for, so the viewset never verifies the token or counts the request twice.
+
+Handed to the viewset: any method but GET, a query string (``?format=`` is DRF's), an ``Accept`` header
+other than the plain JSON ones, a request without Bearer credentials, a refused token, an error while
+authenticating, a caller over the per-user limit (or whose count the cache could not give), and an id the
+caller may not read. DRF answers each exactly as it would alone: 401, 404, 406, 429 (or fail open) and 503
+in the envelope.
+"""
+
+import dataclasses
+import functools
+
+from django.conf import settings
+from django.http import HttpResponse
+
+from core.ratelimit import STORE_DOWN, STORE_ERRORS, count_request, under_user_limit
+from users import selectors
+from users.authentication import SessionJWTAuthentication, remember_outcome
+
+__all__ = ["cached_read"]
+
+# Accept headers the JSON renderer serves as they are (absent: DRF reads it as */*).
+PLAIN_ACCEPT = frozenset({"", "*/*", "application/json", "application/json, */*", "application/*"})
+
+
+def cached_read(drf_view):
+    """Wrap the viewset's view of one route (``me`` or the detail) with the plain-view fast path for GET."""
+    authenticator = SessionJWTAuthentication()
+    # DRF's answer carries Allow (the route's methods, as APIView.allowed_methods lists them); so does this one.
+    bound = {*drf_view.actions, "head", "options"}
+    allow = ", ".join(method.upper() for method in drf_view.cls.http_method_names if method in bound)
+
+    @functools.wraps(drf_view)  # keeps .cls, .actions and csrf_exempt: the schema and Django see the viewset
+    def view(request, *args, **kwargs):
+        meta = request.META
+        if request.method != "GET" or meta.get("QUERY_STRING") or meta.get("HTTP_ACCEPT", "") not in PLAIN_ACCEPT:
+            return drf_view(request, *args, **kwargs)
+        try:
+            outcome = authenticator.authenticate(request)
+        except Exception as exc:  # noqa: BLE001  (the viewset raises it again and answers it in the envelope)
+            remember_outcome(request, exc)
+            return drf_view(request, *args, **kwargs)
+        if outcome is None:
+            return drf_view(request, *args, **kwargs)  # no Bearer credentials: DRF's 401
+        user, token = outcome
+        if settings.RATELIMIT_ENABLE and user.rate_count is None:
+            # Not counted in the round trip (no Redis): count it once, here; the viewset reuses this count.
+            user = dataclasses.replace(user, rate_count=_count(user))
+        remember_outcome(request, (user, token))
+        if settings.RATELIMIT_ENABLE and not under_user_limit(user.rate_count, settings.RATELIMIT_USER):
+            return drf_view(request, *args, **kwargs)  # DRF's throttle: 429, or fail open, from this count
+        request.user = user
+        try:
+            body = selectors.user_body_for(requested_by=user, user_id=kwargs.get("pk", user.pk))
+        except Exception:  # noqa: BLE001  (User.DoesNotExist: DRF's 404; a dead database: its 503)
+            return drf_view(request, *args, **kwargs)
+        response = HttpResponse(body, content_type="application/json")
+        response["Allow"] = allow
+        return response
+
+    return view
+
+
+def _count(user) -> int:
+    try:
+        return count_request("user", str(user.pk), settings.RATELIMIT_USER)
+    except STORE_ERRORS:
+        return STORE_DOWN
