@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import orjson
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -136,13 +136,13 @@ def _cache_get_many(keys: list[str], rate_counter: tuple[str, int] | None = None
     """
     if not settings.SHARED_STATE_CACHE:
         return {}, None
-    client = getattr(cache, "client", None)
-    pipelined = rate_counter is not None and hasattr(client, "get_client")
+    backend = caches["default"]  # the object behind django.core.cache.cache, looked up once
+    pipelined = rate_counter is not None and hasattr(getattr(backend, "client", None), "get_client")
     try:
         if pipelined:
-            found, count = _redis_get_many_and_count(client, keys, *rate_counter)
+            found, count = _redis_get_many_and_count(backend, keys, *rate_counter)
         else:
-            found, count = cache.get_many(keys, version=_cache_version()), None
+            found, count = backend.get_many(keys, version=_cache_version()), None
     except Exception as exc:  # noqa: BLE001  (a dead cache means "ask the database", never a 500)
         record_cache_lookup("auth_state", errors=1)
         _cache_failed("get_many", exc)
@@ -151,11 +151,12 @@ def _cache_get_many(keys: list[str], rate_counter: tuple[str, int] | None = None
     return found, count
 
 
-def _redis_get_many_and_count(client, keys: list[str], counter_key: str, period: int) -> tuple[dict, int]:
+def _redis_get_many_and_count(backend, keys: list[str], counter_key: str, period: int) -> tuple[dict, int]:
     """One round trip (PERF.md): MGET of the state entries, INCR + EXPIRE of the per-user rate counter."""
     version = _cache_version()
-    full_keys = [cache.make_key(key, version=version) for key in keys]
-    full_counter = cache.make_key(counter_key)  # the key core.ratelimit.hit() would use
+    full_keys = [backend.make_key(key, version=version) for key in keys]
+    full_counter = backend.make_key(counter_key)  # the key core.ratelimit.hit() would use
+    client = backend.client
     values, count, _ = _send_pipelined(
         client, [("MGET", *full_keys), ("INCR", full_counter), ("EXPIRE", full_counter, period + EXPIRY_FUDGE)]
     )

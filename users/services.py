@@ -231,7 +231,9 @@ def user_login(*, request, email: str, password: str, ip: str | None, user_agent
     REQUIRE_EMAIL_VERIFICATION, the right password on an unverified account raises EmailNotVerifiedError.
     """
     email = normalize_email(email)
-    locked = LoginLockout.objects.filter(email=email, locked_until__gt=timezone.now()).exists()
+    # One read tells both whether the email is locked and whether a success has failures to clear.
+    lockout = LoginLockout.objects.filter(email=email).values("locked_until").first()
+    locked = lockout is not None and lockout["locked_until"] is not None and lockout["locked_until"] > timezone.now()
     user = authenticate(request, email=email, password=password)
     if user is None or locked:
         login_failure_record(email=email, request=request, locked=locked)
@@ -242,7 +244,8 @@ def user_login(*, request, email: str, password: str, ip: str | None, user_agent
         )
         raise EmailNotVerifiedError()
     with transaction.atomic():
-        LoginLockout.objects.filter(email=email).delete()
+        if lockout is not None:  # a failure racing this read is left counted, as if it came after the success
+            LoginLockout.objects.filter(email=email).delete()
         pair = session_issue(user=user, ip=ip, user_agent=user_agent)
         security_event_record(
             type=Event.LOGIN_SUCCEEDED,

@@ -1,6 +1,9 @@
-"""Routes of the users API (``users:``) and the auth API (``auth:``); trailing slash optional."""
+"""Routes of the users API (``users:``) and the auth API (``auth:``), included by config/urls.py under /api/v1/.
 
-from django.urls import URLPattern, include, path, re_path
+The trailing slash is optional everywhere.
+"""
+
+from django.urls import URLPattern, re_path
 from rest_framework.routers import SimpleRouter
 
 from users import views
@@ -22,11 +25,11 @@ user_routes = [
 
 users_urlpatterns = (
     [
+        *user_routes,  # first: the hot reads are matched before anything else
         re_path(r"^users/me/events/?$", views.SecurityEventListView.as_view(), name="user-me-events"),
         re_path(
             rf"^users/(?P<user_id>{UUID_RE})/events/?$", views.SecurityEventListView.as_view(), name="user-events"
         ),
-        *user_routes,
     ],
     "users",
 )
@@ -49,8 +52,3 @@ auth_urlpatterns = (
     ],
     "auth",
 )
-
-urlpatterns = [
-    path("", include(users_urlpatterns)),
-    path("auth/", include(auth_urlpatterns)),
-]

@@ -58,7 +58,7 @@ MIDDLEWARE = [
     "core.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "corsheaders.middleware.CorsMiddleware",
+    "core.middleware.CorsMiddleware",  # django-cors-headers', cheaper when there is no Origin header
     "core.middleware.ErrorEnvelopeMiddleware",
     # Inside CORS, so a 429 carries the CORS headers a browser needs to read it.
     "core.ratelimit.RateLimitMiddleware",

@@ -49,6 +49,13 @@ def test_foreign_origin_gets_no_cors_headers(cors, api_client):
     assert "Access-Control-Allow-Origin" not in preflight
 
 
+def test_a_request_without_origin_gets_vary_origin_and_no_cors_headers(cors, api_client):
+    # Shared caches must not serve it to a cross-origin caller, and it allows nobody.
+    for response in (api_client.get("/api/v1/users/me"), api_client.get("/admin/login/")):
+        assert "origin" in response["Vary"].lower()
+        assert not [name for name in response.headers if name.lower().startswith("access-control-")]
+
+
 def test_rate_limited_answer_carries_cors_headers_for_the_allowed_origin(cors, settings):
     settings.RATELIMIT_ANON = "1/m"
     client = APIClient(REMOTE_ADDR="198.51.100.70")

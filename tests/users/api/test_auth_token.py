@@ -170,3 +170,25 @@ def test_rate_limited_login_with_the_right_password_is_refused_without_checking_
 def test_login_under_the_default_limits_is_not_refused(user):
     for _ in range(5):
         assert post_login(user.email).status_code == 200
+
+
+def test_a_login_writes_in_one_transaction_without_savepoints_or_needless_deletes(user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert post_login(user.email).status_code == 200
+    statements = [query["sql"].upper() for query in captured.captured_queries]
+    assert not [sql for sql in statements if "SAVEPOINT" in sql], statements
+    # No failure was ever counted for this email: nothing to clear.
+    assert not [sql for sql in statements if sql.startswith("DELETE")], statements
+    assert len([sql for sql in statements if sql.startswith('INSERT INTO "USERS_SESSION"')]) == 1
+
+
+def test_a_login_clears_the_failures_counted_before_it(user):
+    from users.models import LoginLockout
+
+    assert_error(post_login(user.email, "wrong-password-1"), 401, AUTHENTICATION_FAILED)
+    assert LoginLockout.objects.get(email=user.email).failures == 1
+    assert post_login(user.email).status_code == 200
+    assert not LoginLockout.objects.filter(email=user.email).exists()
