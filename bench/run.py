@@ -12,6 +12,10 @@ production settings with every middleware on and the per-user and login rate lim
 disabled. wrk drives each (-t1 -c16). Each round runs every scenario once, so drift of the machine
 hits all alike; the table shows medians over the rounds, and ratios to the floors' medians.
 
+A fourth server, marked diagnostic in the table, is the same service with its one per-request Redis
+round trip answered from memory (bench/gunicorn_no_round_trip.py): the gap between it and the real
+warm read is what that round trip costs on the machine. It is not a way to serve.
+
 Cold cache: the user's state and body cannot be evicted per request from outside, so a cold round
 flushes the bench's Redis database first and rotates over thousands of sessions of distinct users
 never seen before (a fresh set each round, more than the per-process token cache holds); each
@@ -63,6 +67,7 @@ class Server:
     app: str
     port: int
     env: dict
+    config: str = "config/gunicorn.py"
     process: subprocess.Popen | None = None
 
     @property
@@ -103,7 +108,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=env_int("BENCH_CONNECTIONS", 16))
     parser.add_argument("--cold-users", type=int, default=env_int("BENCH_COLD_USERS", 6000))
     parser.add_argument("--rss-requests", type=int, default=env_int("BENCH_RSS_REQUESTS", 100_000))
-    parser.add_argument("--port", type=int, default=env_int("BENCH_PORT", 18700), help="first of three ports")
+    parser.add_argument("--port", type=int, default=env_int("BENCH_PORT", 18700), help="first of four ports")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/users_bench"),
@@ -222,7 +227,7 @@ def manage(env: dict, *argv: str) -> str:
 def start(server: Server) -> None:
     out = open(OUT / f"{server.name}.log", "wb")  # noqa: SIM115  (closed with the process)
     server.process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", "config/gunicorn.py", server.app],
+        [str(BIN / "gunicorn"), "-c", server.config, server.app],
         cwd=ROOT,
         env=server.env,
         stdout=out,
@@ -428,6 +433,14 @@ class Bench:
             name: Server(name, app, args.port + n, gunicorn_env(self.env, args.port + n, self.tmp / f"metrics-{name}"))
             for n, (name, app) in enumerate(apps.items())
         }
+        # Diagnostic: the same service with its per-request Redis round trip answered in process.
+        self.servers["D"] = Server(
+            "D",
+            "config.wsgi",
+            args.port + 3,
+            gunicorn_env(self.env, args.port + 3, self.tmp / "metrics-D"),
+            config="bench/gunicorn_no_round_trip.py",
+        )
         self.served = 0  # requests the service answered since the "before" memory reading
         self.phases: dict[str, list[Scenario]] = {}
         self.notes: list[str] = []
@@ -533,6 +546,7 @@ class Bench:
             wait_ready(self.servers["F0"], "/")
             wait_ready(self.servers["F1"], "/api/v1/users/me")
             wait_ready(self.servers["svc"], "/healthz")
+            wait_ready(self.servers["D"], "/healthz")
             self.phase_small()
             self.phase_large()
         finally:
@@ -561,6 +575,7 @@ class Bench:
 
         me_body = expect_ok("me", svc.base + "/api/v1/users/me", token=warm[0])
         expect_ok("id", svc.base + f"/api/v1/users/{warm[1]}", token=warm[0])
+        expect_ok("diagnostic", self.servers["D"].base + "/api/v1/users/me", token=warm[0])
         floor_body = expect_ok("F1", self.servers["F1"].base + "/api/v1/users/me", token=warm[0])
         expect_ok("F0", self.servers["F0"].base + "/api/v1/users/me", token=warm[0])
         self.notes.append(f"body bytes: service user {len(me_body)}, floors {len(floor_body)}")
@@ -596,6 +611,13 @@ class Bench:
                 "svc",
                 script_static(tmp / "id.lua", url_path=f"/api/v1/users/{warm[1]}", token=warm[0]),
                 group="read",
+            ),
+            Scenario(
+                "me warm, no round trip",
+                "(diagnostic) GET /users/me, cache warm, its Redis round trip answered in process",
+                "D",
+                tmp / "me.lua",
+                group="diagnostic",
             ),
         ]
         for kind in ("me", "id"):
@@ -742,6 +764,8 @@ def report(bench: Bench) -> str:
             note = f"{per_user:.2f} requests per distinct user"
         if scenario.key == "login":
             note = f"{rps / hash_rate:.2f} x hash alone"
+        if scenario.group == "diagnostic":
+            note = "what the one Redis round trip costs (bench/gunicorn_no_round_trip.py); not a service"
         lines.append(
             f"| {scenario.label} | {rate(rps)} | {median(res, 'p50_us') / 1000:.2f} | "
             f"{median(res, 'p99_us') / 1000:.2f} | {rps / f0:.2f} | {rps / f1:.2f} | {errors} | {note} |"

@@ -1,0 +1,24 @@
+"""Diagnostic only: the service's gunicorn settings, with its per-request Redis round trip answered in process.
+
+``make bench`` serves a fourth copy of the service with this file instead of config/gunicorn.py, to show
+what that one round trip (session state, user entry, per-user counter) costs on this machine: each worker
+sends a distinct command batch to Redis once, then answers the same batch from memory. Never use it to
+serve: a revoked session would stay open and the per-user limit would stop counting.
+"""
+
+from config.gunicorn import *  # noqa: F403  (the same workers, timeouts and logging as the service)
+
+
+def post_worker_init(worker):
+    from users import auth_state
+
+    send = auth_state._send_pipelined
+    replies: dict = {}
+
+    def answered_in_process(client, commands):
+        key = tuple(commands)
+        if key not in replies:
+            replies[key] = send(client, commands)
+        return replies[key]
+
+    auth_state._send_pipelined = answered_in_process
