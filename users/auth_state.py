@@ -1,6 +1,6 @@
 """Session and user state in the shared cache, read on every authenticated request in one round trip.
 
-Two entries per request, fetched together with one ``get_many``:
+Two entries per request, fetched together in one round trip (with the per-user rate counter, on Redis):
 - ``s:{sid}``: the session (owner, expiry, last use) or a tombstone once it ended;
 - ``u:v1:{uid}``: the user's auth flags and the serialized user body (the representation every
   reader allowed to see that user gets), or a tombstone once deleted.
@@ -8,9 +8,10 @@ Two entries per request, fetched together with one ``get_many``:
 Readers fill a missing entry from the database with ``add`` (never overwriting). Writers delete the
 entry at once and, after their transaction commits, ``set`` the committed state (users: re-read from
 the database). So a reader that raced a writer can never leave the older state behind, and a
-revocation or an edit is seen by every instance on its next request. A dead cache means "ask the
-database", logged, never a 500. With SHARED_STATE_CACHE off (the embedded default's per-process
-local-memory cache) nothing is cached here: every request reads the database.
+revocation or an edit is seen by every instance on its next request. User entries, which two writers
+may store in either order, are stamped on Redis so that the state read last wins (see ``_user_store``).
+A dead cache means "ask the database", logged, never a 500. With SHARED_STATE_CACHE off (the embedded
+default's per-process local-memory cache) nothing is cached here: every request reads the database.
 
 An invalidation that cannot reach the cache (Redis partitioned away, not restarted empty) would leave
 an old entry behind for when it comes back. So every key carries a generation kept in the database
@@ -258,8 +259,7 @@ def auth_user_get(*, session_id: uuid.UUID, user_id: uuid.UUID) -> AuthUser | No
         return None
     user_state = found.get(ukey)
     if user_state is None:
-        user_state = _user_state(user_id)
-        _cache_call("add", ukey, user_state, _ttl(user_state, settings.USER_CACHE_TTL))
+        user_state = _user_fill(user_id)
     if user_state == GONE:
         return None
     owner, expires_at, last_used = session_state
@@ -285,8 +285,7 @@ def user_body_get(user_id: uuid.UUID) -> bytes | None:
     key = USER_KEY.format(user_id)
     state = _cache_get_many([key])[0].get(key)
     if state is None:
-        state = _user_state(user_id)
-        _cache_call("add", key, state, _ttl(state, settings.USER_CACHE_TTL))
+        state = _user_fill(user_id)
     return None if state == GONE else state[3]
 
 
@@ -333,10 +332,94 @@ def user_state_publish(user_id: uuid.UUID) -> None:
     _cache_call("delete", key)
 
     def write_committed():
-        state = _user_state(user_id)
-        _cache_call("set", key, state, _ttl(state, settings.USER_CACHE_TTL))
+        stamp = _user_stamp(user_id, write=True)
+        _user_store(user_id, _user_state(user_id), stamp, operation="set")
 
     transaction.on_commit(write_committed)
+
+
+# User entries are written by two kinds of callers that race: writers after their commit, and readers
+# filling a miss. Each re-reads the row and stores what it read; the one that read last must win, whoever
+# stores last. On Redis, each store carries a stamp taken BEFORE its read, from a per-user counter that
+# every writer increments after its commit (UVER_KEY); a store with a stamp lower than the stored entry's
+# (UTAG_KEY) is refused, in one Lua script. A writer's stamp is above every stamp taken before its commit,
+# so nothing read before that commit can overwrite what it stores; equal stamps read after the same commit.
+# Without Redis (a local-memory cache shared by one process, in tests) writers ``set`` and readers ``add``.
+UVER_KEY = "uver:{}"
+UTAG_KEY = "utag:{}"
+# A counter that expired (no write for longer than its TTL) restarts above the stamp still stored.
+_NEXT_STAMP = """
+local stamp = redis.call('INCR', KEYS[1])
+local stored = tonumber(redis.call('GET', KEYS[2]) or '0')
+if stamp <= stored then
+    stamp = stored + 1
+    redis.call('SET', KEYS[1], stamp)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return stamp
+"""
+_STORE_IF_NEWER = """
+local stored = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if tonumber(ARGV[1]) < stored then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
+
+
+def _redis_backend():
+    backend = caches["default"]
+    client = getattr(backend, "client", None)
+    return (backend, client) if hasattr(client, "get_client") else (None, None)
+
+
+STAMP_UNREACHABLE = -1  # the stamp could not be read: store nothing (the failure is logged, and counted)
+
+
+def _user_stamp(user_id: uuid.UUID, *, write: bool) -> int | None:
+    """Return the user's write stamp (incremented first by a writer); None without Redis, or STAMP_UNREACHABLE.
+
+    A writer whose stamp fails has failed to invalidate: the cache generation moves on (``_cache_failed``).
+    """
+    backend, client = _redis_backend()
+    if not settings.SHARED_STATE_CACHE or backend is None:
+        return None
+    version = _cache_version()
+    key = backend.make_key(UVER_KEY.format(user_id), version=version)
+    try:
+        redis = client.get_client(write=True)
+        if write:
+            tag = backend.make_key(UTAG_KEY.format(user_id), version=version)
+            return redis.eval(_NEXT_STAMP, 2, key, tag, settings.USER_CACHE_TTL + _tombstone_ttl())
+        return int(redis.get(key) or 0)
+    except Exception as exc:  # noqa: BLE001
+        _cache_failed("set" if write else "get", exc)
+        return STAMP_UNREACHABLE
+
+
+def _user_fill(user_id: uuid.UUID):
+    """Read a user's state from the database for a reader that missed, and store it unless a newer one is there."""
+    stamp = _user_stamp(user_id, write=False)
+    state = _user_state(user_id)
+    _user_store(user_id, state, stamp, operation="add")
+    return state
+
+
+def _user_store(user_id: uuid.UUID, state, stamp: int | None, *, operation: str) -> None:
+    if stamp == STAMP_UNREACHABLE:
+        return  # Redis did not answer a moment ago: a second try would only wait for its timeout again
+    key = USER_KEY.format(user_id)
+    ttl = _ttl(state, settings.USER_CACHE_TTL)
+    backend, client = _redis_backend()
+    if stamp is None or backend is None:
+        _cache_call(operation, key, state, ttl)  # no stamp: the plain rule (writers set, readers add)
+        return
+    version = _cache_version()
+    keys = [backend.make_key(key, version=version), backend.make_key(UTAG_KEY.format(user_id), version=version)]
+    try:
+        client.get_client(write=True).eval(_STORE_IF_NEWER, 2, *keys, stamp, client.encode(state), ttl)
+    except Exception as exc:  # noqa: BLE001
+        _cache_failed(operation, exc)
 
 
 def _publish(entries: dict, ttl: int) -> None:

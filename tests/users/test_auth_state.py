@@ -253,7 +253,7 @@ def test_another_instance_on_the_same_redis_sees_the_revocation(settings, user, 
         assert client.post("/api/v1/auth/logout").status_code == 204
 
         assert other_instance.client.decode(other_connection.get(key)) == GONE
-        monkeypatch.setattr("users.auth_state.cache", other_instance)
+        monkeypatch.setattr("users.auth_state.caches", {"default": other_instance})
         assert_error(client.get(ME), 401, TOKEN_NOT_VALID)
     finally:
         other_connection.close()
