@@ -70,3 +70,28 @@ def test_sessions_still_work_after_a_purge(user):
     purge()
 
     assert bearer_client(tokens["access"]).get("/api/v1/users/me").status_code == 200
+
+
+def test_purge_deletes_login_failure_counters_that_no_longer_count(settings):
+    from users.models import LoginLockout
+
+    now = timezone.now()
+    window, longest = timedelta(seconds=settings.LOCKOUT_WINDOW), timedelta(seconds=settings.LOCKOUT_MAX_DURATION)
+    rows = {
+        "counting@example.com": {"failures": 3, "window_started_at": now - window / 2},
+        "locked@example.com": {"locked_until": now + timedelta(minutes=5), "lock_count": 1},
+        "lock-remembered@example.com": {"locked_until": now - longest / 2, "lock_count": 2},
+        "window-over@example.com": {"failures": 4, "window_started_at": now - window - timedelta(seconds=1)},
+        "lock-forgotten@example.com": {"locked_until": now - longest - timedelta(seconds=1), "lock_count": 1},
+    }
+    for email, fields in rows.items():
+        LoginLockout.objects.create(email=email, **fields)
+
+    output = purge()
+
+    assert set(LoginLockout.objects.values_list("email", flat=True)) == {
+        "counting@example.com",
+        "locked@example.com",
+        "lock-remembered@example.com",
+    }
+    assert "Purged 2 stale login-failure counter(s)." in output
