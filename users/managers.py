@@ -1,6 +1,7 @@
 """UserManager: create users with a normalised email and a hashed password."""
 
 from django.contrib.auth.base_user import BaseUserManager
+from django.core.exceptions import ValidationError
 
 
 def normalize_email(email: str) -> str:
@@ -19,6 +20,16 @@ def email_domain_is_canonical(email: str) -> bool:
         return domain.encode("idna").decode("idna") == domain
     except UnicodeError:
         return False
+
+
+def validate_email_domain_canonical(value: str) -> None:
+    """Field validator of User.email: refuse a lookalike domain wherever a user is validated.
+
+    The API and the admin forms check it already; on the field it also covers ``createsuperuser`` and
+    ``full_clean()`` anywhere (the shell, management commands).
+    """
+    if not email_domain_is_canonical(normalize_email(value)):
+        raise ValidationError("Enter a valid email address.", code="invalid")
 
 
 class UserManager(BaseUserManager):

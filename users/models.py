@@ -10,7 +10,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from core.pagination import nullable_sort_key
-from users.managers import UserManager, normalize_email
+from users.managers import UserManager, normalize_email, validate_email_domain_canonical
 
 
 def last_login_sort_key():
@@ -23,7 +23,9 @@ UUID_RE = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a
 
 class User(AbstractBaseUser, PermissionsMixin):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    email = models.EmailField("email address", max_length=254, unique=True)
+    email = models.EmailField(
+        "email address", max_length=254, unique=True, validators=[validate_email_domain_canonical]
+    )
     first_name = models.CharField(max_length=150, blank=True)
     last_name = models.CharField(max_length=150, blank=True)
     is_active = models.BooleanField(default=True)

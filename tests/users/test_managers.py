@@ -114,6 +114,25 @@ def test_createsuperuser_refuses_an_email_taken_in_another_case(monkeypatch):
     assert User.objects.count() == 1
 
 
+def test_createsuperuser_refuses_a_lookalike_email_domain(monkeypatch):
+    # A zero-width space in the domain: Django's email validator maps it away, the stored value would keep it.
+    monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "admin@exam\u200bple.com")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
+
+    with pytest.raises(CommandError, match="valid email"):
+        call_command("createsuperuser", interactive=False, verbosity=0)
+
+    assert not User.objects.exists()
+
+
+def test_full_clean_refuses_a_lookalike_email_domain():
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        User(email="ann@exam\u200bple.com").full_clean(exclude=["password"])
+    assert "email" in refused.value.message_dict
+
+
 def test_createsuperuser_noinput_without_email_fails(monkeypatch):
     monkeypatch.delenv("DJANGO_SUPERUSER_EMAIL", raising=False)
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
