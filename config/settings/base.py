@@ -100,6 +100,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=3)}
     )
+    # Behind PgBouncer in transaction pooling a server connection changes hands between transactions: no
+    # server-side cursors (QuerySet.iterator()) and no automatic prepared statements (README, Scaling out).
+    if env.bool("DATABASE_TRANSACTION_POOLING", default=False):
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 else:
     # SQLite: wait for a writer rather than failing with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
