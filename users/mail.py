@@ -1,4 +1,4 @@
-"""Account mail: render the plain-text and HTML bodies from templates, send with retries, enqueue after commit."""
+"""Account mail: render the plain-text and HTML bodies from templates, send with retries, enqueue with the change."""
 
 import logging
 from datetime import timedelta
@@ -10,6 +10,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
+from django_tasks_db import DatabaseBackend
 
 logger = logging.getLogger("users.mail")
 
@@ -66,8 +67,18 @@ def mail_deliver(message: EmailMultiAlternatives, *, task, task_kwargs: dict, at
 
 
 def mail_enqueue(task, **kwargs) -> None:
-    """Enqueue a mail task once the current transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: task.enqueue(**kwargs))
+    """Enqueue a mail task as part of the change that asks for it.
+
+    On the database queue (production) the task's row is written in the current transaction: the change and
+    its mail commit together or not at all, so a process dying between the two can no longer lose the mail
+    (a transactional outbox; the worker cannot see the row before the commit). Any other backend (the
+    immediate one of development sends at once) is called after the commit, so a rolled-back change sends
+    nothing.
+    """
+    if isinstance(task.get_backend(), DatabaseBackend):
+        task.enqueue(**kwargs)
+    else:
+        transaction.on_commit(lambda: task.enqueue(**kwargs))
 
 
 def _mask(addresses: list[str]) -> str:

@@ -94,3 +94,32 @@ def test_links_use_the_configured_frontend_url(api_client, settings):
     [message] = messages_to("new@example.com")
     assert "https://app.example.org/verify-email?uid=" in message.body
     assert message.from_email == settings.DEFAULT_FROM_EMAIL
+
+
+@pytest.fixture
+def database_queue(settings):
+    """The production queue (django-tasks-db) instead of the tests' immediate backend."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}  # django-tasks reloads on change
+
+
+def test_on_the_database_queue_the_mail_commits_with_the_change_that_asks_for_it(database_queue, monkeypatch):
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django_tasks_db.models import DBTaskResult
+
+    # A process that dies right after COMMIT runs none of its on-commit callbacks.
+    monkeypatch.setattr(BaseDatabaseWrapper, "run_and_clear_commit_hooks", lambda self: self.run_on_commit.clear())
+    user = services.user_create(email="outbox@example.com", password=DEFAULT_PASSWORD)
+
+    queued = DBTaskResult.objects.filter(task_path="users.tasks.verification_mail_send")
+    assert [row.args_kwargs["kwargs"] for row in queued] == [{"user_id": str(user.pk)}]
+
+
+def test_on_the_database_queue_a_rolled_back_change_queues_no_mail(database_queue):
+    from django.db import transaction
+    from django_tasks_db.models import DBTaskResult
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.user_create(email="rolled-back@example.com", password=DEFAULT_PASSWORD)
+        raise RuntimeError("the request failed after the registration")
+
+    assert not DBTaskResult.objects.exists()
