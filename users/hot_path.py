@@ -11,7 +11,7 @@ Handed to the viewset: any method but GET, a query string (``?format=`` is DRF's
 other than the plain JSON ones, a request without Bearer credentials, a refused token, an error while
 authenticating, a caller over the per-user limit (or whose count the cache could not give), and an id the
 caller may not read. DRF answers each exactly as it would alone: 401, 404, 406, 429 (or fail open) and 503
-in the envelope.
+in the envelope. A database that fails while the body is read is answered 503 by the envelope middleware.
 """
 
 import dataclasses
@@ -23,6 +23,7 @@ from django.http import HttpResponse
 from core.ratelimit import STORE_DOWN, STORE_ERRORS, count_request, under_user_limit
 from users import selectors
 from users.authentication import SessionJWTAuthentication, remember_outcome
+from users.models import User
 
 __all__ = ["cached_read"]
 
@@ -59,8 +60,10 @@ def cached_read(drf_view):
         request.user = user
         try:
             body = selectors.user_body_for(requested_by=user, user_id=kwargs.get("pk", user.pk))
-        except Exception:  # noqa: BLE001  (User.DoesNotExist: DRF's 404; a dead database: its 503)
-            return drf_view(request, *args, **kwargs)
+        except User.DoesNotExist:
+            return drf_view(request, *args, **kwargs)  # DRF's 404 in the envelope
+        # Anything else (a dead database on a cold entry) is not tried twice: the envelope middleware answers it
+        # as DRF would have (503 service_unavailable).
         response = HttpResponse(body, content_type="application/json")
         response["Allow"] = allow
         return response

@@ -151,3 +151,22 @@ def test_options_on_me_describes_the_route():
     assert response.status_code == 200
     assert response["Allow"] == "GET, PUT, PATCH, DELETE, HEAD, OPTIONS"
     assert "PUT" in response.json()["actions"]
+
+
+def test_a_dead_database_while_reading_the_body_is_one_503(dispatches, monkeypatch):
+    from django.db import OperationalError
+
+    from users import selectors
+
+    staff, other = UserFactory(staff=True), UserFactory()
+    client = _client_for(staff)
+    calls = []
+
+    def database_down(user_id):
+        calls.append(user_id)
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(selectors, "user_body_get", database_down)
+    assert_error(client.get(f"/api/v1/users/{other.pk}"), 503, "service_unavailable")
+    assert len(calls) == 1  # not tried a second time through the viewset
+    assert dispatches == []
