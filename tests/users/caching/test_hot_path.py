@@ -3,7 +3,7 @@
 import pytest
 
 from tests.assertions import assert_error
-from tests.conftest import bearer_client, login
+from tests.conftest import USES_REDIS, bearer_client, login
 from tests.factories import UserFactory
 from users.views import UserViewSet
 
@@ -170,3 +170,26 @@ def test_a_dead_database_while_reading_the_body_is_one_503(dispatches, monkeypat
     assert_error(client.get(f"/api/v1/users/{other.pk}"), 503, "service_unavailable")
     assert len(calls) == 1  # not tried a second time through the viewset
     assert dispatches == []
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not USES_REDIS, reason="needs REDIS_URL: the connection Redis closes is a real one")
+def test_a_connection_redis_closed_is_reconnected_once_and_the_read_stays_cached(settings, django_assert_num_queries):
+    import redis
+    from django.conf import settings as django_settings
+
+    settings.SHARED_STATE_CACHE = True
+    client = _client_for(UserFactory())
+    assert client.get("/api/v1/users/me").status_code == 200  # warm, and this thread's connection is open
+    from users import auth_state
+
+    host, port = auth_state._own.connection._sock.getsockname()[:2]  # this thread's own connection, as Redis sees it
+    admin = redis.Redis.from_url(django_settings.REDIS_URL)
+    try:
+        killed = admin.client_kill_filter(_id=None, addr=f"{host}:{port}")  # as a Redis restart or idle timeout would
+    finally:
+        admin.close()
+    assert killed == 1
+
+    with django_assert_num_queries(0):  # answered from Redis after one reconnect, not from the database
+        assert client.get("/api/v1/users/me").status_code == 200
