@@ -51,6 +51,7 @@ __all__ = [
     "enforce_rate_limit",
     "has_bearer_credentials",
     "hit",
+    "redis_client",
     "under_user_limit",
     "verdict",
 ]
@@ -128,11 +129,17 @@ def enforce_rate_limit(request, *, group: str, value: str, rate: str) -> None:
         raise RateLimitedError(_retry_after(value, _parse_rate(rate)[1]))
 
 
+def redis_client(backend):
+    """Return ``backend``'s django-redis client when the cache is Redis, else None (local memory, dummy)."""
+    client = getattr(backend, "client", None)
+    return client if hasattr(client, "get_client") else None
+
+
 def _shared_incr(key: str, period: int) -> int:
     """Increment a window counter in the shared cache: one round trip on Redis (INCR and EXPIRE pipelined)."""
     cache = caches[settings.RATELIMIT_USE_CACHE]
-    client = getattr(cache, "client", None)
-    if client is not None and hasattr(client, "get_client"):
+    client = redis_client(cache)
+    if client is not None:
         full_key = cache.make_key(key)
         pipe = client.get_client(write=True).pipeline(transaction=False)
         pipe.incr(full_key)

@@ -36,7 +36,7 @@ from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.metrics import record_cache_lookup
-from core.ratelimit import EXPIRY_FUDGE, STORE_DOWN, counter
+from core.ratelimit import EXPIRY_FUDGE, STORE_DOWN, counter, redis_client
 
 logger = logging.getLogger("users.auth_state")
 
@@ -138,7 +138,7 @@ def _cache_get_many(keys: list[str], rate_counter: tuple[str, int] | None = None
     if not settings.SHARED_STATE_CACHE:
         return {}, None
     backend = caches["default"]  # the object behind django.core.cache.cache, looked up once
-    pipelined = rate_counter is not None and hasattr(getattr(backend, "client", None), "get_client")
+    pipelined = rate_counter is not None and redis_client(backend) is not None
     try:
         if pipelined:
             found, count = _redis_get_many_and_count(backend, keys, *rate_counter)
@@ -369,8 +369,8 @@ return 1
 
 def _redis_backend():
     backend = caches["default"]
-    client = getattr(backend, "client", None)
-    return (backend, client) if hasattr(client, "get_client") else (None, None)
+    client = redis_client(backend)
+    return (backend, client) if client is not None else (None, None)
 
 
 STAMP_UNREACHABLE = -1  # the stamp could not be read: store nothing (the failure is logged, and counted)
