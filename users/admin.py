@@ -109,17 +109,8 @@ class SessionAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(SecurityEvent)
-class SecurityEventAdmin(admin.ModelAdmin):
-    """The security log, read-only: filter by type and date, search by user (email or id)."""
-
-    list_display = ["created_at", "type", "user_id", "actor_id", "ip", "request_id"]
-    list_filter = ["type", "created_at"]
-    search_fields = ["=user_id", "=request_id"]
-    search_help_text = "A user's email (or part of it), a user id, or a request id."
-    date_hierarchy = "created_at"
-    ordering = ["-created_at"]
-    readonly_fields = [f.name for f in SecurityEvent._meta.fields]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the service only: staff view them, never add, change or delete them by hand."""
 
     def has_add_permission(self, request):
         return False
@@ -129,6 +120,19 @@ class SecurityEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(SecurityEvent)
+class SecurityEventAdmin(ReadOnlyAdmin):
+    """The security log, read-only: filter by type and date, search by user (email or id)."""
+
+    list_display = ["created_at", "type", "user_id", "actor_id", "ip", "request_id"]
+    list_filter = ["type", "created_at"]
+    search_fields = ["=user_id", "=request_id"]
+    search_help_text = "A user's email (or part of it), a user id, or a request id."
+    date_hierarchy = "created_at"
+    ordering = ["-created_at"]
+    readonly_fields = [f.name for f in SecurityEvent._meta.fields]
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()
@@ -143,7 +147,7 @@ class SecurityEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(LoginLockout)
-class LoginLockoutAdmin(admin.ModelAdmin):
+class LoginLockoutAdmin(ReadOnlyAdmin):
     """Failed-login counters and locks per submitted email (accounts or not); staff can lift them."""
 
     list_display = ["email", "failures", "window_started_at", "locked_until", "lock_count"]
@@ -151,15 +155,6 @@ class LoginLockoutAdmin(admin.ModelAdmin):
     ordering = ["-locked_until"]
     readonly_fields = [f.name for f in LoginLockout._meta.fields]
     actions = ["lift_locks"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_lift_permission(self, request):
         return request.user.has_perm("users.change_loginlockout")
