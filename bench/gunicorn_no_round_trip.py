@@ -10,7 +10,10 @@ from config.gunicorn import *  # noqa: F403  (the same workers, timeouts and log
 
 
 def post_worker_init(worker):
-    from users import auth_state
+    from users import auth_state, hot_path
+
+    # Nothing sent ahead: the view's own round trip, answered below, is the only one.
+    hot_path.auth_prefetch = lambda **_ids: None
 
     send = auth_state._send_pipelined
     replies: dict = {}

@@ -130,9 +130,12 @@ def cache_epoch_bump() -> None:
     logger.warning("cache generation bumped after a failed invalidation")
 
 
-def _cache_get_many(keys: list[str], rate_counter: tuple[str, int] | None = None) -> tuple[dict, int | None]:
+def _cache_get_many(
+    keys: list[str], rate_counter: tuple[str, int] | None = None, sent: "Prefetch | None" = None
+) -> tuple[dict, int | None]:
     """Return the cached entries among ``keys``, and, on Redis, count ``rate_counter`` in the same round trip.
 
+    ``sent``: the same round trip, already sent by ``auth_prefetch``; its replies are read instead.
     The count is None when not counted here (the caller counts it itself), STORE_DOWN when the cache failed.
     """
     if not settings.SHARED_STATE_CACHE:
@@ -141,7 +144,7 @@ def _cache_get_many(keys: list[str], rate_counter: tuple[str, int] | None = None
     pipelined = rate_counter is not None and redis_client(backend) is not None
     try:
         if pipelined:
-            found, count = _redis_get_many_and_count(backend, keys, *rate_counter)
+            found, count = _redis_get_many_and_count(backend, keys, *rate_counter, sent=sent)
         else:
             found, count = backend.get_many(keys, version=_cache_version()), None
     except Exception as exc:  # noqa: BLE001  (a dead cache means "ask the database", never a 500)
@@ -152,15 +155,30 @@ def _cache_get_many(keys: list[str], rate_counter: tuple[str, int] | None = None
     return found, count
 
 
-def _redis_get_many_and_count(backend, keys: list[str], counter_key: str, period: int) -> tuple[dict, int]:
-    """One round trip (PERF.md): MGET of the state entries, INCR + EXPIRE of the per-user rate counter."""
+def _state_commands(backend, keys: list[str], counter_key: str, period: int) -> list[tuple]:
+    """The round trip (PERF.md): MGET of the state entries, INCR + EXPIRE of the per-user rate counter."""
     version = _cache_version()
-    full_keys = [backend.make_key(key, version=version) for key in keys]
     full_counter = backend.make_key(counter_key)  # the key core.ratelimit.hit() would use
+    return [
+        ("MGET", *(backend.make_key(key, version=version) for key in keys)),
+        ("INCR", full_counter),
+        ("EXPIRE", full_counter, period + EXPIRY_FUDGE),
+    ]
+
+
+def _redis_get_many_and_count(
+    backend, keys: list[str], counter_key: str, period: int, sent: "Prefetch | None" = None
+) -> tuple[dict, int]:
     client = backend.client
-    values, count, _ = _send_pipelined(
-        client, [("MGET", *full_keys), ("INCR", full_counter), ("EXPIRE", full_counter, period + EXPIRY_FUDGE)]
-    )
+    replies = None
+    if sent is not None:
+        try:
+            replies = sent.replies()
+        except RedisConnectionError:
+            pass  # a connection Redis closed since its last use: sent again below, on a new one
+    if replies is None:
+        replies = _send_pipelined(client, _state_commands(backend, keys, counter_key, period))
+    values, count, _ = replies
     found = {key: client.decode(value) for key, value in zip(keys, values, strict=True) if value is not None}
     return found, count
 
@@ -186,6 +204,7 @@ def _send_pipelined(client, commands: list[tuple]) -> list:
     A connection Redis closed since its last use (a restart) is reconnected once; any other failure raises,
     and the caller falls back to the database.
     """
+    _settle_pending()  # replies of an earlier send on this connection come first: read them for their owner
     connection = _own_connection(client)
     packed = connection.pack_commands(commands)
     try:
@@ -195,12 +214,96 @@ def _send_pipelined(client, commands: list[tuple]) -> list:
 
 
 def _exchange(connection, packed, replies: int) -> list:
+    _send(connection, packed)
+    return _receive(connection, replies)
+
+
+def _send(connection, packed) -> None:
     try:
         connection.send_packed_command(packed, check_health=False)
+    except BaseException:
+        connection.disconnect()  # part of the batch may have gone out: never reuse it as it is
+        raise
+
+
+def _receive(connection, replies: int) -> list:
+    try:
         return [connection.read_response() for _ in range(replies)]
     except BaseException:
         connection.disconnect()  # replies may be half read: never reuse it as it is
         raise
+
+
+class Prefetch:
+    """The auth-state round trip of one request, sent before its view runs; replies read when first asked for.
+
+    ``users.hot_path.AuthStatePrefetchMiddleware`` sends it at the top of the middleware chain, so that Redis
+    answers while the rest of the chain runs; ``auth_user_get`` reads the replies instead of sending its own.
+    Until read, the batch is this thread's pending one: any other send on the connection reads it first
+    (``_settle_pending``), so no reply is ever taken for another command's. A send that failed keeps its
+    error for the reader, which handles it as its own (a timeout is waited for once, not twice).
+    """
+
+    __slots__ = ("session_id", "user_id", "_connection", "_count", "_replies", "_error")
+
+    def __init__(self, session_id: uuid.UUID, user_id: uuid.UUID, connection, count: int, error=None):
+        self.session_id, self.user_id = session_id, user_id
+        self._connection, self._count = connection, count
+        self._replies: list | None = None
+        self._error: BaseException | None = error
+
+    def replies(self) -> list:
+        """Return the replies (read now if not yet), or raise what sending or reading them raised."""
+        self.settle()
+        if self._error is not None:
+            raise self._error
+        return self._replies
+
+    def settle(self) -> None:
+        """Read the replies if nobody has: the connection is clean for the next command whatever happened."""
+        if self._replies is not None or self._error is not None:
+            return
+        if getattr(_own, "pending", None) is self:
+            _own.pending = None
+        try:
+            self._replies = _receive(self._connection, self._count)
+        except Exception as exc:  # noqa: BLE001  (kept for the reader: it falls back as for any cache failure)
+            self._error = exc
+
+
+def _settle_pending() -> None:
+    pending = getattr(_own, "pending", None)
+    if pending is not None:
+        pending.settle()
+
+
+def auth_prefetch(*, session_id: uuid.UUID, user_id: uuid.UUID) -> Prefetch | None:
+    """Send the auth-state round trip of a verified token now; None where there is none to send (no Redis).
+
+    What is sent is what ``auth_user_get`` would send for this token: the same keys, the same count.
+    A failure to send is not reported here, but kept for the reader, which reports it (or, for a connection
+    Redis closed, sends again on a new one).
+    """
+    if not (settings.SHARED_STATE_CACHE and settings.RATELIMIT_ENABLE):
+        return None
+    backend = caches["default"]
+    client = redis_client(backend)
+    if client is None:
+        return None
+    commands = _state_commands(
+        backend,
+        [SESSION_KEY.format(session_id), USER_KEY.format(user_id)],
+        *counter("user", str(user_id), settings.RATELIMIT_USER),
+    )
+    _settle_pending()
+    connection = None
+    try:
+        connection = _own_connection(client)
+        _send(connection, connection.pack_commands(commands))
+    except Exception as exc:  # noqa: BLE001  (the reader meets it as if it had sent: same retry, same fallback)
+        return Prefetch(session_id, user_id, connection, len(commands), error=exc)
+    _own.pending = Prefetch(session_id, user_id, connection, len(commands))
+    return _own.pending
 
 
 def _cache_call(method: str, *args, **kwargs) -> None:
@@ -246,11 +349,16 @@ def _ttl(state, positive_ttl: int) -> int:
     return _tombstone_ttl() if state == GONE else positive_ttl
 
 
-def auth_user_get(*, session_id: uuid.UUID, user_id: uuid.UUID) -> AuthUser | None:
-    """Return the caller when the session is open and the user active; None when the token must be refused."""
+def auth_user_get(*, session_id: uuid.UUID, user_id: uuid.UUID, sent: Prefetch | None = None) -> AuthUser | None:
+    """Return the caller when the session is open and the user active; None when the token must be refused.
+
+    ``sent``: this token's round trip, sent earlier by ``auth_prefetch`` (ignored if it is another token's).
+    """
     skey, ukey = SESSION_KEY.format(session_id), USER_KEY.format(user_id)
     rate = counter("user", str(user_id), settings.RATELIMIT_USER) if settings.RATELIMIT_ENABLE else None
-    found, rate_count = _cache_get_many([skey, ukey], rate)
+    if sent is not None and (sent.session_id, sent.user_id) != (session_id, user_id):
+        sent = None
+    found, rate_count = _cache_get_many([skey, ukey], rate, sent)
     session_state = found.get(skey)
     if session_state is None:
         session_state = _session_state(session_id)

@@ -4,6 +4,7 @@ import time
 import uuid
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import HTTP_HEADER_ENCODING
 from rest_framework_simplejwt.authentication import AUTH_HEADER_TYPE_BYTES, JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings
@@ -37,8 +38,40 @@ def _verify(raw: bytes) -> tuple[uuid.UUID, uuid.UUID]:
     return session_id, user_id
 
 
+def _bearer(request) -> bytes | None:
+    """Return the token of ``Authorization: Bearer <token>``, None without Bearer credentials.
+
+    Raises InvalidToken when the header says Bearer but is not ``Bearer <token>``.
+    """
+    header = request.META.get(api_settings.AUTH_HEADER_NAME)
+    if header is None:
+        return None
+    if isinstance(header, str):
+        header = header.encode(HTTP_HEADER_ENCODING)
+    parts = header.split()
+    if not parts or parts[0] not in AUTH_HEADER_TYPE_BYTES:
+        return None
+    if len(parts) != 2:
+        raise InvalidToken("Authorization header must be 'Bearer <token>'.")
+    return parts[1]
+
+
+def verified_bearer(request) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """Return (session id, user id) of the request's Bearer token when its signature and claims are valid.
+
+    Says nothing of its session or user (``auth_user_get`` does); None for anything else, never raises.
+    """
+    try:
+        raw = _bearer(request)
+        return None if raw is None else _verify(raw)
+    except InvalidToken:
+        return None
+
+
 # Where users.hot_path leaves the outcome it already got for a request it hands over to DRF.
 OUTCOME_ATTR = "_session_jwt_outcome"
+# Where users.hot_path.AuthStatePrefetchMiddleware leaves the auth-state round trip it sent for this request.
+PREFETCH_ATTR = "_session_jwt_prefetch"
 
 
 def remember_outcome(request, outcome) -> None:
@@ -63,19 +96,15 @@ class SessionJWTAuthentication(JWTAuthentication):
             if isinstance(outcome, Exception):
                 raise outcome
             return outcome
-        header = self.get_header(request)
-        if header is None:
+        raw = _bearer(request)
+        if raw is None:
             return None
-        parts = header.split()
-        if not parts or parts[0] not in AUTH_HEADER_TYPE_BYTES:
-            return None
-        if len(parts) != 2:
-            raise InvalidToken("Authorization header must be 'Bearer <token>'.")
-        session_id, user_id = _verify(parts[1])
-        user = auth_user_get(session_id=session_id, user_id=user_id)
+        session_id, user_id = _verify(raw)
+        sent = getattr(getattr(request, "_request", request), PREFETCH_ATTR, None)
+        user = auth_user_get(session_id=session_id, user_id=user_id, sent=sent)
         if user is None:
             raise InvalidToken("Token is invalid or expired.")
-        return user, parts[1].decode("ascii")
+        return user, raw.decode("ascii")
 
 
 class SessionJWTAuthenticationScheme(OpenApiAuthenticationExtension):

@@ -12,6 +12,9 @@ other than the plain JSON ones, a request without Bearer credentials, a refused 
 authenticating, a caller over the per-user limit (or whose count the cache could not give), and an id the
 caller may not read. DRF answers each exactly as it would alone: 401, 404, 406, 429 (or fail open) and 503
 in the envelope. A database that fails while the body is read is answered 503 by the envelope middleware.
+
+``AuthStatePrefetchMiddleware`` (high in the middleware chain) sends the authentication's Redis round trip
+as the request comes in, so its answer is waiting when the view asks for it.
 """
 
 import dataclasses
@@ -22,10 +25,11 @@ from django.http import HttpResponse
 
 from core.ratelimit import STORE_DOWN, STORE_ERRORS, count_request, under_user_limit
 from users import selectors
-from users.authentication import SessionJWTAuthentication, remember_outcome
+from users.auth_state import auth_prefetch
+from users.authentication import PREFETCH_ATTR, SessionJWTAuthentication, remember_outcome, verified_bearer
 from users.models import User
 
-__all__ = ["cached_read"]
+__all__ = ["AuthStatePrefetchMiddleware", "cached_read"]
 
 # Accept headers the JSON renderer serves as they are (absent: DRF reads it as */*).
 PLAIN_ACCEPT = frozenset({"", "*/*", "application/json", "application/json, */*", "application/*"})
@@ -76,3 +80,35 @@ def _count(user) -> int:
         return count_request("user", str(user.pk), settings.RATELIMIT_USER)
     except STORE_ERRORS:
         return STORE_DOWN
+
+
+class AuthStatePrefetchMiddleware:
+    """Send a token's auth-state round trip as the request comes in; the view reads the replies when it needs them.
+
+    For ``GET /api/v1/users...`` with a valid Bearer token, and Redis as the shared cache, the round trip that
+    authentication makes (session, user entry, per-user count: users.auth_state) goes out here, before the
+    rest of the middleware chain runs, so Redis answers while this worker does that work instead of after.
+    Nothing else changes: the view authenticates as before and reads these replies instead of sending its
+    own (same keys, counted once). Whatever the view does, the replies are read before this returns, so the
+    connection is clean for the next request. A request answered before its view runs (an HTTPS redirect, a
+    refused Host) was still counted against its user's limit, as a request made with that user's token.
+    """
+
+    prefix = "/api/v1/users"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        sent = None
+        if request.method == "GET" and request.path_info.startswith(self.prefix):
+            verified = verified_bearer(request)
+            if verified is not None:
+                sent = auth_prefetch(session_id=verified[0], user_id=verified[1])
+        if sent is None:
+            return self.get_response(request)
+        setattr(request, PREFETCH_ATTR, sent)
+        try:
+            return self.get_response(request)
+        finally:
+            sent.settle()

@@ -56,6 +56,8 @@ MIDDLEWARE = [
     # /healthz, /readyz and /metrics answer before Host checks and HTTPS redirects (balancers, Prometheus).
     "core.middleware.HealthCheckMiddleware",
     "core.metrics.MetricsMiddleware",
+    # Sends a Bearer GET's auth-state round trip to Redis now; the view reads it after the chain below has run.
+    "users.hot_path.AuthStatePrefetchMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.CorsMiddleware",  # django-cors-headers', cheaper when there is no Origin header

@@ -2,7 +2,7 @@
 
 import importlib
 
-from users import auth_state
+from users import auth_state, hot_path
 
 
 def test_diagnostic_config_is_the_service_config_plus_a_memo_of_the_round_trip(monkeypatch, tmp_path):
@@ -15,7 +15,9 @@ def test_diagnostic_config_is_the_service_config_plus_a_memo_of_the_round_trip(m
 
     sent = []
     monkeypatch.setattr(auth_state, "_send_pipelined", lambda client, commands: sent.append(commands) or [len(sent)])
+    monkeypatch.setattr(hot_path, "auth_prefetch", hot_path.auth_prefetch)  # restored after the test
     diagnostic.post_worker_init(worker=None)
+    assert hot_path.auth_prefetch(session_id=1, user_id=1) is None  # nothing sent ahead of the view
     batch = [("MGET", "s:1", "u:v1:1"), ("INCR", "rl:user:1:0"), ("EXPIRE", "rl:user:1:0", 65)]
     assert auth_state._send_pipelined(None, batch) == [1]
     assert auth_state._send_pipelined(None, list(batch)) == [1]  # the same batch: answered from memory

@@ -171,7 +171,8 @@ def test_sigterm_under_load_answers_every_accepted_request_and_exits_within_grac
             return ("POST", "/api/v1/auth/token", body, None)
         return ("GET", "/api/v1/users/me", None, {"Authorization": f"Bearer {access}"})
 
-    with Load(server, request, clients=6, max_requests=3000) as load:
+    # Bounds, not targets: the load is stopped below, long before a client could send its share.
+    with Load(server, request, clients=6, max_requests=30000) as load:
         time.sleep(2.0)
         sigterm_at = time.monotonic()
         os.kill(server.proc.pid, signal.SIGTERM)
@@ -199,7 +200,8 @@ def test_sighup_reloads_workers_under_load_with_no_failed_request(start_server, 
     def request(client: int, n: int):
         return ("GET", "/api/v1/users/me", None, {**headers, "X-Request-ID": f"hup-{client}-{n}"})
 
-    with Load(server, request, clients=4, max_requests=2000) as load:
+    # A bound, not a target: the load must still run when the new workers start (stopped below).
+    with Load(server, request, clients=4, max_requests=20000) as load:
         time.sleep(1.0)
         hup_at = time.monotonic()
         os.kill(server.proc.pid, signal.SIGHUP)
