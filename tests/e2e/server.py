@@ -409,6 +409,9 @@ class Outcome:
 class Load:
     """Threads sending requests until stopped, bounded in requests and seconds; every outcome is kept.
 
+    A scenario stops its load when it is done: ``max_requests`` is a bound, set well above what the scenario
+    sends, so a faster service never runs out of requests before the part of the scenario it must see.
+
     ``make(thread_index, n)`` returns ``(kind, method, path, kwargs)`` for the n-th request of a thread.
     """
 

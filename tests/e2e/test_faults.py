@@ -100,7 +100,7 @@ def test_redis_stopped_under_load_reads_come_from_postgres_and_nothing_stale_aft
         kind, token, path = targets[(thread + n) % len(targets)]
         return kind, "GET", path, {"token": token, "timeout": 10}
 
-    with Load(client, read, threads=4, max_requests=6000, seconds=60) as load:
+    with Load(client, read, threads=4, max_requests=60000, seconds=60) as load:
         time.sleep(1.0)
         client.outage = True  # from the shutdown on, a 503 is the expected answer of a fail-closed limit
         time.sleep(1.0)  # requests started before the flag are answered before the shutdown
@@ -182,7 +182,7 @@ def test_postgres_stopped_under_load_answers_503_and_recovers_without_restart(st
             return f"register:{email}", "POST", "/api/v1/users", {"body": {"email": email, "password": PASSWORD}}
         return "read", "GET", "/api/v1/users/me", {"token": tokens["access"]}
 
-    with Load(client, make, threads=4, max_requests=4000, seconds=90) as load:
+    with Load(client, make, threads=4, max_requests=40000, seconds=90) as load:
         time.sleep(1.0)
         client.outage = True  # from the shutdown on, a 503 is the expected answer of what needs the database
         time.sleep(1.0)  # requests started before the flag are answered before the shutdown
@@ -257,7 +257,7 @@ def test_worker_killed_mid_request_gives_an_error_never_a_partial_write(start_se
         return f"register:{email}", "POST", "/api/v1/users", {"body": {"email": email, "password": PASSWORD}}
 
     kills = 4
-    with Load(client, make, threads=4, max_requests=3000, seconds=60) as load:
+    with Load(client, make, threads=4, max_requests=30000, seconds=60) as load:
         time.sleep(1.0)
         for _ in range(kills):
             victim = random.choice(server.wait_for_workers())
