@@ -58,6 +58,11 @@ BENCH_ARGS ?=
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+# Two commits of the service side by side with the floor (bench/compare.py): make bench-compare BASE=c8a198c [NEW=...]
+.PHONY: bench-compare
+bench-compare: install
+	$(BIN)/python -m bench.compare $(BASE) $(NEW) $(BENCH_ARGS)
+
 # A longer schemathesis run than CI's (tests/hostile): fresh random seed, more examples and scenarios, 30 min cap.
 # With DATABASE_URL and REDIS_URL set it fuzzes against PostgreSQL and Redis. Options: FUZZ_EXAMPLES, FUZZ_ARGS.
 FUZZ_EXAMPLES  ?= 200

@@ -69,6 +69,7 @@ class Server:
     env: dict
     config: str = "config/gunicorn.py"
     process: subprocess.Popen | None = None
+    cwd: Path = ROOT  # the tree served (bench/compare.py serves exported commits)
 
     @property
     def base(self) -> str:
@@ -228,7 +229,7 @@ def start(server: Server) -> None:
     out = open(OUT / f"{server.name}.log", "wb")  # noqa: SIM115  (closed with the process)
     server.process = subprocess.Popen(
         [str(BIN / "gunicorn"), "-c", server.config, server.app],
-        cwd=ROOT,
+        cwd=server.cwd,
         env=server.env,
         stdout=out,
         stderr=subprocess.STDOUT,
