@@ -18,10 +18,10 @@ def post_worker_init(worker):
     send = auth_state._send_pipelined
     replies: dict = {}
 
-    def answered_in_process(client, commands):
+    def answered_in_process(client, commands, **options):
         key = tuple(commands)
         if key not in replies:
-            replies[key] = send(client, commands)
+            replies[key] = send(client, commands, **options)
         return replies[key]
 
     auth_state._send_pipelined = answered_in_process

@@ -171,13 +171,16 @@ def _redis_get_many_and_count(
 ) -> tuple[dict, int]:
     client = backend.client
     replies = None
+    retry = True
     if sent is not None:
         try:
             replies = sent.replies()
         except RedisConnectionError:
-            pass  # a connection Redis closed since its last use: sent again below, on a new one
+            # A connection Redis closed since its last use: sent again below, once, on a new one (the send
+            # ahead was the first attempt: a Redis that is down is tried twice per request, as without it).
+            retry = False
     if replies is None:
-        replies = _send_pipelined(client, _state_commands(backend, keys, counter_key, period))
+        replies = _send_pipelined(client, _state_commands(backend, keys, counter_key, period), retry=retry)
     values, count, _ = replies
     found = {key: client.decode(value) for key, value in zip(keys, values, strict=True) if value is not None}
     return found, count
@@ -198,11 +201,11 @@ def _own_connection(client):
     return _own.connection
 
 
-def _send_pipelined(client, commands: list[tuple]) -> list:
+def _send_pipelined(client, commands: list[tuple], *, retry: bool = True) -> list:
     """Send ``commands`` in one write and return their replies in order (no MULTI: they need no atomicity).
 
-    A connection Redis closed since its last use (a restart) is reconnected once; any other failure raises,
-    and the caller falls back to the database.
+    A connection Redis closed since its last use (a restart) is reconnected once (unless ``retry`` is off:
+    the caller's attempt was the first); any other failure raises, and the caller falls back to the database.
     """
     _settle_pending()  # replies of an earlier send on this connection come first: read them for their owner
     connection = _own_connection(client)
@@ -210,6 +213,8 @@ def _send_pipelined(client, commands: list[tuple]) -> list:
     try:
         return _exchange(connection, packed, len(commands))
     except RedisConnectionError:
+        if not retry:
+            raise
         return _exchange(connection, packed, len(commands))
 
 

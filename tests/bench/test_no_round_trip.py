@@ -2,6 +2,10 @@
 
 import importlib
 
+import pytest
+
+from tests.conftest import USES_REDIS, bearer_client, login
+from tests.factories import UserFactory
 from users import auth_state, hot_path
 
 
@@ -14,12 +18,37 @@ def test_diagnostic_config_is_the_service_config_plus_a_memo_of_the_round_trip(m
         assert getattr(diagnostic, name) == getattr(service, name), name
 
     sent = []
-    monkeypatch.setattr(auth_state, "_send_pipelined", lambda client, commands: sent.append(commands) or [len(sent)])
+
+    def send(client, commands, *, retry=True):  # the real signature's options reach Redis's first answer
+        sent.append((commands, retry))
+        return [len(sent)]
+
+    monkeypatch.setattr(auth_state, "_send_pipelined", send)
     monkeypatch.setattr(hot_path, "auth_prefetch", hot_path.auth_prefetch)  # restored after the test
     diagnostic.post_worker_init(worker=None)
     assert hot_path.auth_prefetch(session_id=1, user_id=1) is None  # nothing sent ahead of the view
     batch = [("MGET", "s:1", "u:v1:1"), ("INCR", "rl:user:1:0"), ("EXPIRE", "rl:user:1:0", 65)]
-    assert auth_state._send_pipelined(None, batch) == [1]
+    assert auth_state._send_pipelined(None, batch, retry=True) == [1]
     assert auth_state._send_pipelined(None, list(batch)) == [1]  # the same batch: answered from memory
     assert auth_state._send_pipelined(None, batch[1:]) == [2]  # another batch goes to Redis once
     assert len(sent) == 2
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not USES_REDIS, reason="needs REDIS_URL: the round trip answered from memory is a Redis one")
+def test_diagnostic_server_answers_a_warm_read_with_no_sql_and_the_round_trip_from_memory(
+    monkeypatch, tmp_path, django_assert_num_queries
+):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    diagnostic = importlib.import_module("bench.gunicorn_no_round_trip")
+    monkeypatch.setattr(auth_state, "_send_pipelined", auth_state._send_pipelined)  # both restored after the test
+    monkeypatch.setattr(hot_path, "auth_prefetch", hot_path.auth_prefetch)
+    diagnostic.post_worker_init(worker=None)
+    user = UserFactory()
+    client = bearer_client(login(user.email)["access"])
+    assert client.get("/api/v1/users/me").status_code == 200  # warms the entries; the batch is remembered
+    assert client.get("/api/v1/users/me").status_code == 200
+    with django_assert_num_queries(0):
+        response = client.get("/api/v1/users/me")
+    assert response.json()["id"] == str(user.pk)

@@ -29,9 +29,9 @@ def sends(monkeypatch):
     calls = []
     original = auth_state._send_pipelined
 
-    def counting(client, commands):
+    def counting(client, commands, **options):
         calls.append(commands)
-        return original(client, commands)
+        return original(client, commands, **options)
 
     monkeypatch.setattr(auth_state, "_send_pipelined", counting)
     return calls
@@ -183,6 +183,23 @@ def test_a_closed_connection_met_while_reading_is_sent_again_on_a_new_one(sends,
     assert response.json()["id"] == str(user.pk)
     assert len(sends) == 1  # sent again at the view's time
     assert len(queries) == 0  # and still answered from Redis
+
+
+def test_a_redis_that_refuses_connections_is_tried_twice_per_request_as_without_the_send_ahead(monkeypatch):
+    user = UserFactory()
+    client, _ = _session(user)
+    assert client.get("/api/v1/users/me").status_code == 200  # warm
+    attempts = []
+
+    def refused(connection, packed):
+        attempts.append(packed)
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(auth_state, "_send", refused)
+    response = client.get("/api/v1/users/me")
+    assert response.status_code == 200  # from the database
+    assert response.json()["id"] == str(user.pk)
+    assert len(attempts) == 2  # once ahead, once more at the view's time: no third attempt
 
 
 def test_a_send_that_timed_out_is_not_waited_for_twice(sends, monkeypatch, caplog):
