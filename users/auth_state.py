@@ -283,7 +283,8 @@ def _settle_pending() -> None:
 
 
 def auth_prefetch(*, session_id: uuid.UUID, user_id: uuid.UUID) -> Prefetch | None:
-    """Send the auth-state round trip of a verified token now; None where there is none to send (no Redis).
+    """Send the auth-state round trip of a verified token now; None where the view makes no such round trip
+    (no Redis, or rate limits off: it reads the entries with a plain ``get_many`` then).
 
     What is sent is what ``auth_user_get`` would send for this token: the same keys, the same count.
     A failure to send is not reported here, but kept for the reader, which reports it (or, for a connection
