@@ -287,3 +287,33 @@ def test_production_redirects_to_https_but_not_health_checks_and_sends_hsts_over
     assert (health.status, ready.status, metrics.status) == (200, 200, 200)
     assert health.getheader("Strict-Transport-Security") is None
     assert all(line.startswith("{") for line in server.stdout_lines() if line.strip())
+
+
+def test_threaded_workers_answer_each_caller_with_its_own_user_under_load(start_server, database_url):
+    # gthread workers: each thread sends its requests' auth-state round trips ahead on its own connection
+    # (users.hot_path). Interleaved callers of different users, and requests whose batch no view reads (an
+    # unknown path under /api/v1/users), must never get another caller's replies: every body is checked.
+    server = start_server(WEB_CONCURRENCY="2", GUNICORN_THREADS="4")
+    callers = []
+    for n in range(3):
+        email = f"ops-threads-{n}-{secrets.token_hex(4)}@example.com"
+        user_id = create_user(database_url, email, PASSWORD)
+        callers.append((user_id, {"Authorization": f"Bearer {login(server, email)}"}))
+    wrong, statuses = [], []
+
+    def run(index: int) -> None:
+        user_id, headers = callers[index % len(callers)]
+        for n in range(120):
+            path = ("/api/v1/users/me", f"/api/v1/users/{user_id}", "/api/v1/users/me/no-such-route")[n % 3]
+            response = server.request("GET", path, headers=headers)
+            statuses.append(response.status)
+            if response.status == 200 and orjson.loads(response.data)["id"] != user_id:
+                wrong.append((index, path, response.data[:80]))
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not wrong, wrong[:5]
+    assert statuses.count(200) == 6 * 80 and statuses.count(404) == 6 * 40, sorted(set(statuses))
