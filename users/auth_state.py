@@ -282,6 +282,15 @@ def _settle_pending() -> None:
         pending.settle()
 
 
+def _auth_state_keys(session_id: uuid.UUID, user_id: uuid.UUID) -> tuple[list[str], tuple[str, int] | None]:
+    """The entries a token's check reads (session, user) and its per-user rate counter (None: limits off).
+
+    One place for both the round trip sent ahead and the one ``auth_user_get`` reads, so they always agree.
+    """
+    rate = counter("user", str(user_id), settings.RATELIMIT_USER) if settings.RATELIMIT_ENABLE else None
+    return [SESSION_KEY.format(session_id), USER_KEY.format(user_id)], rate
+
+
 def auth_prefetch(*, session_id: uuid.UUID, user_id: uuid.UUID) -> Prefetch | None:
     """Send the auth-state round trip of a verified token now; None where the view makes no such round trip
     (no Redis, or rate limits off: it reads the entries with a plain ``get_many`` then).
@@ -290,17 +299,13 @@ def auth_prefetch(*, session_id: uuid.UUID, user_id: uuid.UUID) -> Prefetch | No
     A failure to send is not reported here, but kept for the reader, which reports it (or, for a connection
     Redis closed, sends again on a new one).
     """
-    if not (settings.SHARED_STATE_CACHE and settings.RATELIMIT_ENABLE):
+    keys, rate = _auth_state_keys(session_id, user_id)
+    if not settings.SHARED_STATE_CACHE or rate is None:
         return None
-    backend = caches["default"]
-    client = redis_client(backend)
+    backend, client = _redis_backend()
     if client is None:
         return None
-    commands = _state_commands(
-        backend,
-        [SESSION_KEY.format(session_id), USER_KEY.format(user_id)],
-        *counter("user", str(user_id), settings.RATELIMIT_USER),
-    )
+    commands = _state_commands(backend, keys, *rate)
     _settle_pending()
     connection = None
     try:
@@ -360,11 +365,11 @@ def auth_user_get(*, session_id: uuid.UUID, user_id: uuid.UUID, sent: Prefetch |
 
     ``sent``: this token's round trip, sent earlier by ``auth_prefetch`` (ignored if it is another token's).
     """
-    skey, ukey = SESSION_KEY.format(session_id), USER_KEY.format(user_id)
-    rate = counter("user", str(user_id), settings.RATELIMIT_USER) if settings.RATELIMIT_ENABLE else None
+    keys, rate = _auth_state_keys(session_id, user_id)
+    skey, ukey = keys
     if sent is not None and (sent.session_id, sent.user_id) != (session_id, user_id):
         sent = None
-    found, rate_count = _cache_get_many([skey, ukey], rate, sent)
+    found, rate_count = _cache_get_many(keys, rate, sent)
     session_state = found.get(skey)
     if session_state is None:
         session_state = _session_state(session_id)
