@@ -14,10 +14,8 @@ F1 and, per round, NEW's req/s over BASE's.
 """
 
 import argparse
-import json
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from bench.run import (
     gunicorn_env,
     log,
     manage,
+    mint_sessions,
     recreate_database,
     run_wrk,
     script_static,
@@ -82,14 +81,7 @@ def main(argv=None) -> None:
     flush_redis(args.redis_url)
     manage(env, "migrate", "--verbosity", "0")
     manage(env, "seed_users", "10", "--password", PASSWORD, "--seed", "1", "--staff-email", STAFF_EMAIL)
-    minted = subprocess.run(
-        [sys.executable, "bench/mint.py", "--staff-email", STAFF_EMAIL, "--users", "1"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    token, user_id, _email = json.loads(minted.stdout)["users"][0]
+    token, user_id, _email = mint_sessions(env, 1)["users"][0]
 
     trees = {"BASE": export(args.base, tmp / "base"), "NEW": export(args.new, tmp / "new") if args.new else ROOT}
     servers = {"F1": Server("F1", "bench.floor_django:application", args.port, {})}

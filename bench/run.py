@@ -225,6 +225,18 @@ def manage(env: dict, *argv: str) -> str:
     return result.stdout.strip()
 
 
+def mint_sessions(env: dict, users: int) -> dict:
+    """Open sessions for the staff user and ``users`` regular users (bench/mint.py); return its JSON."""
+    result = subprocess.run(
+        [sys.executable, "bench/mint.py", "--staff-email", STAFF_EMAIL, "--users", str(users)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return json.loads(result.stdout)
+
+
 def start(server: Server) -> None:
     out = open(OUT / f"{server.name}.log", "wb")  # noqa: SIM115  (closed with the process)
     server.process = subprocess.Popen(
@@ -475,16 +487,10 @@ class Bench:
 
     def mint(self, users: int) -> dict:
         started = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, "bench/mint.py", "--staff-email", STAFF_EMAIL, "--users", str(users)],
-            cwd=ROOT,
-            env=self.env,
-            check=True,
-            capture_output=True,
-        )
+        minted = mint_sessions(self.env, users)
         if users:
             self.notes.append(f"{users:,} sessions minted in {time.perf_counter() - started:.1f} s")
-        return json.loads(result.stdout)
+        return minted
 
     def deep_cursor(self, staff_token: str, total: int) -> str:
         """Return the cursor of the page that starts halfway down the default ordering."""
