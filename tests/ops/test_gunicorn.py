@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import threading
 import time
 
@@ -245,6 +246,35 @@ def test_worker_killed_with_sigkill_is_replaced_and_the_service_keeps_answering(
     assert victim not in replaced and len(replaced) == 2 and replaced - workers
     assert set(statuses) == {200}
     assert after == [200] * 20
+
+
+def test_a_client_that_reads_its_answer_and_never_closes_holds_a_sync_worker_for_at_most_two_seconds(start_server):
+    # gunicorn >= 27 lingers after each answer until the client closes its side (RFC 9112 section 9.6), for
+    # at most 2 s. Behind a balancer that closes at once this costs nothing; a client that keeps the socket
+    # open holds a sync worker that long (README, "Deploying"). The bound is what keeps it from a worker lost.
+    server = start_server(WEB_CONCURRENCY="1")
+    assert server.request("GET", "/healthz").status == 200  # a client that closes: nothing held
+
+    quick_started = time.monotonic()
+    assert server.request("GET", "/healthz").status == 200
+    quick = time.monotonic() - quick_started
+
+    lingering = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        lingering.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:  # the whole head read; the socket is then left open
+            answer += lingering.recv(4096)
+        held_started = time.monotonic()
+        after = server.request("GET", "/healthz")
+        held = time.monotonic() - held_started
+    finally:
+        lingering.close()
+
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert quick < 0.5
+    assert after.status == 200
+    assert 1.0 < held < 5.0, held  # waited for the linger to end, then served by the one worker
 
 
 # ---------------------------------------------------------------- without the config file; production settings
