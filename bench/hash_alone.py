@@ -2,8 +2,9 @@
 
 ``python bench/hash_alone.py --seconds 5 --workers 2`` with BENCH_PASSWORD and BENCH_PASSWORD_HASH
 (the stored hash, as in the database) in the environment, and the service's settings (its
-PASSWORD_HASHERS). Each worker process calls Django's ``check_password`` in a loop, exactly the
-call a login makes; the total rate is printed as JSON.
+PASSWORD_HASHERS, ARGON2_KEEP_MEMORY). Each worker process calls Django's ``check_password`` in a loop,
+exactly the call a login makes, with its memory allocator tuned as a web worker's is (core/allocator.py);
+the total rate is printed as JSON.
 """
 
 import argparse
@@ -22,8 +23,11 @@ django.setup()
 
 from django.contrib.auth.hashers import check_password  # noqa: E402
 
+from core.allocator import keep_hash_memory  # noqa: E402
+
 
 def verify_for(seconds: float, queue) -> None:
+    keep_hash_memory()  # as config/gunicorn.py does in each web worker
     password, encoded = os.environ["BENCH_PASSWORD"], os.environ["BENCH_PASSWORD_HASH"]
     assert check_password(password, encoded), "the password does not match the hash"
     count, start = 0, time.perf_counter()

@@ -3,13 +3,14 @@
 Correctness never depends on this file: ``gunicorn config.wsgi`` alone serves the same API (with gunicorn's
 defaults, and /metrics counting per worker). What this file adds: workers sized for the machine, bounded
 shutdown and recycling, the app's own JSON access line instead of gunicorn's, trusted proxies from the
-environment, and Prometheus' multiprocess mode so /metrics is the whole server's.
+environment, Prometheus' multiprocess mode so /metrics is the whole server's, and workers that keep the
+password hash's memory between logins.
 
 Environment: PORT (8000), GUNICORN_BIND (0.0.0.0:$PORT), WEB_CONCURRENCY (workers, default 2 x cores + 1),
 GUNICORN_THREADS (1: sync workers; more: gthread), GUNICORN_TIMEOUT (30), GUNICORN_GRACEFUL_TIMEOUT (25),
 GUNICORN_KEEPALIVE (5), GUNICORN_MAX_REQUESTS (10000), GUNICORN_MAX_REQUESTS_JITTER (1000),
 FORWARDED_ALLOW_IPS (127.0.0.1,::1), PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory), LOG_LEVEL,
-LOG_FORMAT.
+LOG_FORMAT, ARGON2_KEEP_MEMORY (true).
 """
 
 import glob
@@ -90,6 +91,13 @@ def on_starting(server):
     os.makedirs(path, exist_ok=True)
     for stale in glob.glob(os.path.join(path, "*.db")):
         os.remove(stale)
+
+
+def post_worker_init(worker):
+    """Keep Argon2's working memory in this worker between logins (core/allocator.py; ARGON2_KEEP_MEMORY)."""
+    from core.allocator import keep_hash_memory
+
+    keep_hash_memory()
 
 
 def child_exit(server, worker):

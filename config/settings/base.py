@@ -149,6 +149,8 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
+# Web workers keep Argon2's 100 MiB between logins instead of faulting it in afresh each hash (core/allocator.py).
+ARGON2_KEEP_MEMORY = env.bool("ARGON2_KEEP_MEMORY", default=True)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},

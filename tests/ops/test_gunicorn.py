@@ -11,6 +11,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -275,6 +276,30 @@ def test_a_client_that_reads_its_answer_and_never_closes_holds_a_sync_worker_for
     assert quick < 0.5
     assert after.status == 200
     assert 1.0 < held < 5.0, held  # waited for the linger to end, then served by the one worker
+
+
+def worker_minor_faults(server: Server) -> int:
+    """Minor page faults of the server's workers so far (/proc/<pid>/stat, field 10)."""
+    stats = (Path(f"/proc/{pid}/stat").read_text() for pid in server.worker_pids())
+    return sum(int(stat.rpartition(")")[2].split()[7]) for stat in stats)
+
+
+@pytest.mark.parametrize(("keep", "most_faults_per_login"), [("true", 2_000), ("false", None)])
+def test_workers_keep_the_password_hash_memory_between_logins(start_server, account, keep, most_faults_per_login):
+    # config/gunicorn.py tunes each worker's malloc (core/allocator.py): Argon2's 100 MiB (25,600 pages) is
+    # faulted in by the first login only. Switched off, every login faults it in again.
+    server = start_server(WEB_CONCURRENCY="1", ARGON2_KEEP_MEMORY=keep)
+    login(server, account[0])
+    before = worker_minor_faults(server)
+    for _ in range(3):
+        login(server, account[0])
+    per_login = (worker_minor_faults(server) - before) / 3
+
+    pages = 100 * 1024 * 1024 // os.sysconf("SC_PAGE_SIZE")
+    if most_faults_per_login is not None:
+        assert per_login < most_faults_per_login, per_login
+    else:
+        assert per_login > 0.9 * pages, per_login
 
 
 # ---------------------------------------------------------------- without the config file; production settings

@@ -1,0 +1,68 @@
+"""core.allocator: a tuned process checks its second password without faulting in Argon2's memory again.
+
+Each case runs in a fresh interpreter: malloc's tuning is process-wide and must not leak into the test session.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from core import allocator
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Two password checks in one process; prints what keep_hash_memory() kept and each check's minor page faults.
+SCRIPT = """
+import json, resource
+import django
+django.setup()
+from django.contrib.auth.hashers import check_password, make_password
+from core.allocator import keep_hash_memory
+encoded = make_password("allocator-test-passphrase")
+kept = keep_hash_memory()
+faults = []
+for _ in range(2):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    assert check_password("allocator-test-passphrase", encoded)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(json.dumps({"kept": kept, "faults": faults}))
+"""
+
+
+def run_checks(**env) -> dict:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ARGON2_"))}
+    environ.update(DJANGO_SETTINGS_MODULE="config.settings", **env)  # Argon2 first, as in production
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+PAGES_PER_HASH = 100 * 1024 * 1024 // os.sysconf("SC_PAGE_SIZE")  # Django's Argon2: 100 MiB a hash
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_a_tuned_process_reuses_the_hash_memory_of_its_previous_check():
+    outcome = run_checks()
+    assert outcome["kept"] == 100 * 1024 * 1024 + allocator.TRIM_MARGIN
+    # Each check of the untuned make_password() above faulted in its 100 MiB; the second tuned one reuses it.
+    assert outcome["faults"][1] < PAGES_PER_HASH // 10, outcome
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_switched_off_every_check_faults_its_memory_in_again():
+    outcome = run_checks(ARGON2_KEEP_MEMORY="false")
+    assert outcome["kept"] == 0
+    assert min(outcome["faults"]) > PAGES_PER_HASH * 0.9, outcome
+
+
+@override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.PBKDF2PasswordHasher"])
+def test_nothing_is_tuned_when_the_preferred_hasher_is_not_argon2():
+    assert allocator.argon2_memory_bytes() == 0
+    assert allocator.keep_hash_memory() == 0  # returns before touching malloc
