@@ -24,3 +24,12 @@ def test_each_round_s_login_is_set_against_the_hash_alone_timed_right_after_it()
 def test_a_round_without_its_hash_alone_reading_stops_the_report():
     with pytest.raises(ValueError):
         run.login_ratios(bench_with([10.0, 8.0], [11.0]))
+
+
+def test_the_kept_hash_memory_is_django_s_argon2_memory_and_only_when_kept():
+    from django.contrib.auth.hashers import Argon2PasswordHasher
+
+    assert run.ARGON2_MEMORY_KIB == Argon2PasswordHasher.memory_cost
+    assert run.kept_hash_kib({}) == run.ARGON2_MEMORY_KIB  # on by default, as in the settings
+    assert run.kept_hash_kib({"ARGON2_KEEP_MEMORY": "false"}) == 0
+    assert run.kept_hash_kib({"ARGON2_KEEP_MEMORY": "true"}) == run.ARGON2_MEMORY_KIB
