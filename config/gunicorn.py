@@ -97,7 +97,10 @@ def post_worker_init(worker):
     """Keep Argon2's working memory in this worker between logins (core/allocator.py; ARGON2_KEEP_MEMORY)."""
     from core.allocator import keep_hash_memory
 
-    keep_hash_memory()
+    try:
+        keep_hash_memory()
+    except Exception:  # noqa: BLE001  (tuning: a worker that cannot have it still serves)
+        worker.log.exception("malloc tuning failed: each password hash maps its memory afresh")
 
 
 def child_exit(server, worker):

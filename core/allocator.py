@@ -39,7 +39,8 @@ def keep_hash_memory() -> int:
     """Tune this process's malloc to keep one Argon2 hash's memory; return the bytes kept (0: unchanged)."""
     from django.conf import settings
 
-    if not settings.ARGON2_KEEP_MEMORY:
+    # Another app under the same gunicorn settings (the benchmark's floors): no Django settings, or not ours.
+    if not settings.configured or not getattr(settings, "ARGON2_KEEP_MEMORY", False):
         return 0
     hash_bytes = argon2_memory_bytes()
     if not hash_bytes:

@@ -1,7 +1,10 @@
 """The floors answer the service's user body, byte for byte, so the benchmark compares like with like."""
 
+import os
 import subprocess
 import sys
+import time
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 from wsgiref.util import setup_testing_defaults
@@ -10,6 +13,7 @@ import orjson
 import pytest
 
 from bench import floor_wsgi
+from tests.ops.server import free_port
 from users.models import User
 
 pytestmark = pytest.mark.django_db
@@ -81,3 +85,27 @@ def test_service_renders_the_floor_user_to_the_same_bytes(staff_user, auth_clien
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     assert response.content == floor_wsgi.BODY
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("app", ["bench.floor_wsgi:application", "bench.floor_django:application"])
+def test_each_floor_boots_and_answers_under_the_service_s_gunicorn_settings(app, tmp_path):
+    # The benchmark serves the floors with config/gunicorn.py: its hooks must not assume the service's Django.
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "GUNICORN", "PROM"))}
+    env.update(GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="1", PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", app]
+    with open(tmp_path / "gunicorn.err", "wb") as err:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline, answer = time.monotonic() + 20, None
+        while answer is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/users/me", timeout=2) as response:  # noqa: S310
+                    answer = response.status, response.read()
+            except OSError:
+                time.sleep(0.1)
+        assert answer == (200, floor_wsgi.BODY), (tmp_path / "gunicorn.err").read_text()[-3000:]
+    finally:
+        server.terminate()
+        server.wait(timeout=15)

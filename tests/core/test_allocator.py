@@ -66,3 +66,11 @@ def test_switched_off_every_check_faults_its_memory_in_again():
 def test_nothing_is_tuned_when_the_preferred_hasher_is_not_argon2():
     assert allocator.argon2_memory_bytes() == 0
     assert allocator.keep_hash_memory() == 0  # returns before touching malloc
+
+
+def test_an_app_without_django_settings_is_left_alone():
+    # config/gunicorn.py calls it in every worker, whatever the app: the raw WSGI floor configures no Django.
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ARGON2_"))}
+    code = "from core.allocator import keep_hash_memory; print(keep_hash_memory())"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True)
+    assert (result.returncode, result.stdout.strip()) == (0, "0"), result.stderr[-2000:]
