@@ -8,7 +8,9 @@ at its top when freed (``M_TRIM_THRESHOLD``), the next hash reuses the pages it 
 
 What it costs: a worker that has checked a password keeps that memory (its RSS stays about 100 MiB
 higher), which the host must have anyway for as many logins at once as there are workers. Freed memory
-beyond the threshold is still given back, and a recycled worker (GUNICORN_MAX_REQUESTS) starts afresh.
+beyond the threshold is still given back (a gthread worker that hashed in several threads at once shrinks
+back to one hash's worth, and its next login may fault it in again), and a recycled worker
+(GUNICORN_MAX_REQUESTS) starts afresh.
 Called in each web worker (config/gunicorn.py) and in bench/hash_alone.py, never in other processes;
 ``ARGON2_KEEP_MEMORY=false`` turns it off. Elsewhere than glibc (musl, macOS) it does nothing.
 """
@@ -21,6 +23,7 @@ logger = logging.getLogger(__name__)
 # glibc's malloc.h
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
+M_ARENA_MAX = -8
 
 MIB = 1024 * 1024
 # Besides the hash's own block, a little more of the heap's top kept for everything else a login frees.
@@ -51,8 +54,10 @@ def keep_hash_memory() -> int:
         return 0
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     keep = hash_bytes + TRIM_MARGIN
-    # Threshold first: if heap allocation were switched on alone, freed hashes would be trimmed at once.
-    if not mallopt(M_TRIM_THRESHOLD, keep) or not mallopt(M_MMAP_MAX, 0):
+    # Threshold first: if heap allocation were switched on alone, freed hashes would be trimmed at once. One
+    # arena: a gthread worker hashes in its request threads, and a thread's own arena cannot hold 100 MiB
+    # (glibc would map it afresh); Python's small objects do not come from malloc's arenas anyway.
+    if not (mallopt(M_TRIM_THRESHOLD, keep) and mallopt(M_MMAP_MAX, 0) and mallopt(M_ARENA_MAX, 1)):
         logger.warning("malloc tuning refused: each hash maps its memory afresh")
         return 0
     return keep

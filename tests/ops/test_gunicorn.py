@@ -284,11 +284,15 @@ def worker_minor_faults(server: Server) -> int:
     return sum(int(stat.rpartition(")")[2].split()[7]) for stat in stats)
 
 
-@pytest.mark.parametrize(("keep", "most_faults_per_login"), [("true", 2_000), ("false", None)])
-def test_workers_keep_the_password_hash_memory_between_logins(start_server, account, keep, most_faults_per_login):
+@pytest.mark.parametrize(
+    ("keep", "threads", "most_faults_per_login"), [("true", "1", 2_000), ("true", "4", 2_000), ("false", "1", None)]
+)
+def test_workers_keep_the_password_hash_memory_between_logins(
+    start_server, account, keep, threads, most_faults_per_login
+):
     # config/gunicorn.py tunes each worker's malloc (core/allocator.py): Argon2's 100 MiB (25,600 pages) is
-    # faulted in by the first login only. Switched off, every login faults it in again.
-    server = start_server(WEB_CONCURRENCY="1", ARGON2_KEEP_MEMORY=keep)
+    # faulted in by the first login only, in sync and gthread workers alike. Switched off, every login again.
+    server = start_server(WEB_CONCURRENCY="1", GUNICORN_THREADS=threads, ARGON2_KEEP_MEMORY=keep)
     login(server, account[0])
     before = worker_minor_faults(server)
     for _ in range(3):
@@ -300,6 +304,25 @@ def test_workers_keep_the_password_hash_memory_between_logins(start_server, acco
         assert per_login < most_faults_per_login, per_login
     else:
         assert per_login > 0.9 * pages, per_login
+
+
+def test_threaded_workers_check_passwords_at_once_with_the_hash_memory_kept(start_server, account):
+    # gthread: hashes run at once in one process, each 100 MiB block too big for a thread's own malloc arena
+    # (glibc then takes it from the main heap, which the tuning keeps). Every login must still succeed.
+    server = start_server(WEB_CONCURRENCY="1", GUNICORN_THREADS="4")
+    statuses = []
+
+    def run() -> None:
+        for _ in range(3):
+            response = server.request("POST", "/api/v1/auth/token", {"email": account[0], "password": PASSWORD})
+            statuses.append(response.status)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert statuses == [200] * 12, statuses
 
 
 # ---------------------------------------------------------------- without the config file; production settings
