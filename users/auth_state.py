@@ -250,10 +250,11 @@ class Prefetch:
     error for the reader, which handles it as its own (a timeout is waited for once, not twice).
     """
 
-    __slots__ = ("session_id", "user_id", "_connection", "_count", "_replies", "_error")
+    __slots__ = ("session_id", "user_id", "keys", "rate", "_connection", "_count", "_replies", "_error")
 
-    def __init__(self, session_id: uuid.UUID, user_id: uuid.UUID, connection, count: int, error=None):
+    def __init__(self, session_id: uuid.UUID, user_id: uuid.UUID, keys_and_rate, connection, count: int, error=None):
         self.session_id, self.user_id = session_id, user_id
+        self.keys, self.rate = keys_and_rate  # what _auth_state_keys gave for this token: the reader reuses them
         self._connection, self._count = connection, count
         self._replies: list | None = None
         self._error: BaseException | None = error
@@ -300,7 +301,7 @@ def auth_prefetch(*, session_id: uuid.UUID, user_id: uuid.UUID) -> Prefetch | No
     A failure to send is not reported here, but kept for the reader, which reports it (or, for a connection
     Redis closed, sends again on a new one).
     """
-    keys, rate = _auth_state_keys(session_id, user_id)
+    keys_and_rate = keys, rate = _auth_state_keys(session_id, user_id)
     if not settings.SHARED_STATE_CACHE or rate is None:
         return None
     backend, client = _redis_backend()
@@ -313,8 +314,8 @@ def auth_prefetch(*, session_id: uuid.UUID, user_id: uuid.UUID) -> Prefetch | No
         connection = _own_connection(client)
         _send(connection, connection.pack_commands(commands))
     except Exception as exc:  # noqa: BLE001  (the reader meets it as if it had sent: same retry, same fallback)
-        return Prefetch(session_id, user_id, connection, len(commands), error=exc)
-    _own.pending = Prefetch(session_id, user_id, connection, len(commands))
+        return Prefetch(session_id, user_id, keys_and_rate, connection, len(commands), error=exc)
+    _own.pending = Prefetch(session_id, user_id, keys_and_rate, connection, len(commands))
     return _own.pending
 
 
@@ -375,10 +376,11 @@ def auth_user_get(*, session_id: uuid.UUID, user_id: uuid.UUID, sent: Prefetch |
 
     ``sent``: this token's round trip, sent earlier by ``auth_prefetch`` (ignored if it is another token's).
     """
-    keys, rate = _auth_state_keys(session_id, user_id)
-    skey, ukey = keys
     if sent is not None and (sent.session_id, sent.user_id) != (session_id, user_id):
         sent = None
+    # The keys and counter this token's prefetch was sent with (computed once per request), else computed here.
+    keys, rate = (sent.keys, sent.rate) if sent is not None else _auth_state_keys(session_id, user_id)
+    skey, ukey = keys
     found, rate_count = _cache_get_many(keys, rate, sent)
     session_state = found.get(skey)
     if session_state is None:
