@@ -7,8 +7,9 @@ Two entries per request, fetched together in one round trip (with the per-user r
 
 Readers fill a missing entry from the database with ``add`` (never overwriting). Writers delete the
 entry at once and, after their transaction commits, ``set`` the committed state (users: re-read from
-the database). So a reader that raced a writer can never leave the older state behind, and a
-revocation or an edit is seen by every instance on its next request. User entries, which two writers
+the database; an open session: only where its tombstone is not, see ``_session_open_store``). So a
+reader that raced a writer can never leave the older state behind, and a revocation or an edit is seen
+by every instance on its next request. User entries, which two writers
 may store in either order, are stamped on Redis so that the state read last wins (see ``_user_store``).
 A dead cache means "ask the database", logged, never a 500. With SHARED_STATE_CACHE off (the embedded
 default's per-process local-memory cache) nothing is cached here: every request reads the database.
@@ -430,8 +431,11 @@ def _touch_session(session_id: uuid.UUID, key: str) -> None:
         _cache_call("delete", key)
 
 
-def session_state_publish(session) -> None:
-    """Drop a session's cached state now; after commit, write its committed state (open or ended)."""
+def session_state_publish(session, *, new: bool = False) -> None:
+    """Drop a session's cached state now; after commit, write its committed state (open or ended).
+
+    ``new``: the session was created in this transaction (a login), so no entry of its id can exist to drop.
+    """
     key = SESSION_KEY.format(session.pk)
     if session.ended_at is not None:
         _publish({key: GONE}, _tombstone_ttl())
@@ -439,16 +443,35 @@ def session_state_publish(session) -> None:
     if not settings.SHARED_STATE_CACHE:
         return
     state = (str(session.user_id), int(session.expires_at.timestamp()), int(session.last_used_at.timestamp()))
-    _cache_call("delete", key)
+    if not new:
+        _cache_call("delete", key)
+    transaction.on_commit(lambda: _session_open_store(session.pk, key, state))
 
-    def write_committed():
-        _cache_call("set", key, state, settings.AUTH_STATE_CACHE_TTL)
-        # A revocation that committed after this transaction may have written its tombstone before the set
-        # above landed. Ended is final, so check once more: a later revocation writes its tombstone after this.
-        if _session_state(session.pk) == GONE:
+
+# A revocation that committed after the writer of an open state may store its tombstone before that write
+# lands. Ended is final: the open state is written only where no tombstone is, in one step on Redis.
+_SET_UNLESS_ENDED = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+def _session_open_store(session_id: uuid.UUID, key: str, state: tuple) -> None:
+    ttl = settings.AUTH_STATE_CACHE_TTL
+    backend, client = _redis_backend()
+    if backend is None:
+        # A local cache has no scripts: write, then read the row once more; a revocation after it wrote its own.
+        _cache_call("set", key, state, ttl)
+        if _session_state(session_id) == GONE:
             _cache_call("set", key, GONE, _tombstone_ttl())
-
-    transaction.on_commit(write_committed)
+        return
+    full_key = backend.make_key(key, version=_cache_version())
+    gone, value = client.encode(GONE), client.encode(state)
+    try:
+        client.get_client(write=True).eval(_SET_UNLESS_ENDED, 1, full_key, gone, value, ttl)
+    except Exception as exc:  # noqa: BLE001
+        _cache_failed("set", exc)
 
 
 def sessions_ended_publish(session_ids: list) -> None:

@@ -101,7 +101,7 @@ def session_issue(*, user: User, ip: str | None, user_agent: str) -> TokenPair:
     session.save(force_insert=True)
     user.last_login = issued
     user.save(update_fields=["last_login"])
-    session_state_publish(session)
+    session_state_publish(session, new=True)
     return TokenPair(access=_access_token(session), refresh=refresh, session_id=session.pk)
 
 

@@ -291,3 +291,25 @@ def test_logout_committed_before_a_refresh_publishes_its_state_still_leaves_the_
 
     assert cache.get(SESSION_KEY.format(pair.session_id)) == GONE
     assert auth_user_get(session_id=pair.session_id, user_id=user.pk) is None
+
+
+def test_logout_all_committed_before_a_login_publishes_its_session_still_refuses_its_tokens(
+    shared_cache, user, monkeypatch, django_assert_num_queries
+):
+    from users import auth_state
+    from users.tokens import session_revoke_all
+
+    store = auth_state._session_open_store
+
+    def logout_all_lands_first(session_id, key, state):
+        # Another instance ends every session of the user between the login's commit and its cache write.
+        session_revoke_all(user_id=user.pk)
+        store(session_id, key, state)
+
+    monkeypatch.setattr(auth_state, "_session_open_store", logout_all_lands_first)
+    tokens = login(user.email)
+    monkeypatch.undo()
+
+    assert cache.get(SESSION_KEY.format(sid(tokens["access"]))) == GONE
+    with django_assert_num_queries(0):  # refused from the cached tombstone, not from the database
+        assert_error(bearer_client(tokens["access"]).get(ME), 401, TOKEN_NOT_VALID)
