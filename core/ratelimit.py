@@ -2,8 +2,8 @@
 
 Every limit of the contract's table, in the shared cache so it holds across workers and instances:
 
-- endpoint limits (login, registration, password reset, admin login): ``enforce_rate_limit()`` on
-  django-ratelimit's counters, called by the view (``RateLimitMiddleware`` for the admin login);
+- endpoint limits (login, registration, password reset, admin login): ``enforce_rate_limits()``, called by
+  the view (``RateLimitMiddleware`` for the admin login), all of a request's limits counted in one round trip;
 - ``RATELIMIT_ANON`` per client IP: ``RateLimitMiddleware``, before any work, for every request that is not
   a Bearer-authenticated API request;
 - ``RATELIMIT_USER`` per user: ``RequestRateThrottle`` (DRF), once the token is verified; it also counts, per
@@ -22,13 +22,15 @@ When the shared cache is down (Redis stopped or unreachable), decided per kind o
 """
 
 import functools
+import hashlib
 import logging
 import time
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import caches
 from django.urls import NoReverseMatch, reverse
-from django_ratelimit.core import _get_window, _split_rate, is_ratelimited
+from django_ratelimit.core import _get_window, _split_rate
 from django_ratelimit.exceptions import Ratelimited
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -45,10 +47,11 @@ __all__ = [
     "RateLimitedError",
     "RequestRateThrottle",
     "STORE_DOWN",
+    "Limit",
     "client_ip",
     "count_request",
     "counter",
-    "enforce_rate_limit",
+    "enforce_rate_limits",
     "has_bearer_credentials",
     "hit",
     "redis_client",
@@ -111,22 +114,70 @@ def _store_unavailable(limit: str, outcome: str, exc: BaseException) -> None:
         logger.warning("rate-limit store unavailable (%s): %s", outcome, type(exc).__name__, extra={"limit": limit})
 
 
-def enforce_rate_limit(request, *, group: str, value: str, rate: str) -> None:
-    """Count one request for ``value`` in ``group``; raise RateLimitedError when over ``rate``.
+class Limit(NamedTuple):
+    """One endpoint limit: ``value`` (an IP, an email, a user id) may make ``rate`` requests in ``group``."""
 
-    Counted by django-ratelimit in the shared cache. Fails closed: when that cache is down the store error
+    group: str
+    value: str
+    rate: str
+
+
+# Counts one request against each counter in turn and stops at the first over its limit: the limits after it
+# are not counted (a client refused for its IP does not use up the limit of the email it tries). Returns the
+# 1-based position of the refused limit, or 0. ARGV holds (limit, seconds to live) for each key.
+_COUNT_IN_TURN = """
+for i, key in ipairs(KEYS) do
+    local count = redis.call('INCR', key)
+    redis.call('EXPIRE', key, ARGV[2 * i])
+    if count > tonumber(ARGV[2 * i - 1]) then return i end
+end
+return 0
+"""
+
+
+def _endpoint_key(limit: Limit, period: int) -> str:
+    # Hashed: no email or client-supplied text in a cache key, and every key the same length.
+    digest = hashlib.sha256(f"{limit.group}\0{limit.value}".encode()).hexdigest()[:32]
+    return f"rl:{limit.group}:{digest}:{_get_window(limit.value, period)}"
+
+
+def _count_in_turn(limits: list[Limit]) -> int:
+    """Count one request against each limit in turn (one round trip on Redis); return the refused one's position."""
+    cache = caches[settings.RATELIMIT_USE_CACHE]
+    counters = []
+    for limit in limits:
+        allowed, period = _parse_rate(limit.rate)
+        counters.append((_endpoint_key(limit, period), allowed, period + EXPIRY_FUDGE))
+    client = redis_client(cache)
+    if client is not None:
+        keys = [cache.make_key(key) for key, _allowed, _ttl in counters]
+        args = [value for _key, allowed, ttl in counters for value in (allowed, ttl)]
+        return int(client.get_client(write=True).eval(_COUNT_IN_TURN, len(keys), *keys, *args))
+    for position, (key, allowed, ttl) in enumerate(counters, start=1):
+        count = 1 if cache.add(key, 1, ttl) else cache.incr(key)
+        if count > allowed:
+            return position
+    return 0
+
+
+def enforce_rate_limits(*limits: Limit) -> None:
+    """Count one request against each of ``limits``, in turn; raise RateLimitedError for the first over its rate.
+
+    One round trip to the shared cache for all of them. Fails closed: when that cache is down the store error
     is logged, counted and raised again, and the error handler answers 503 ``service_unavailable``.
     """
-    if not value or not settings.RATELIMIT_ENABLE:
+    limits = [limit for limit in limits if limit.value]
+    if not limits or not settings.RATELIMIT_ENABLE:
         return
     try:
-        limited = is_ratelimited(request, group=group, key=lambda _group, _request: value, rate=rate, increment=True)
+        refused = _count_in_turn(limits)
     except STORE_ERRORS as exc:
-        _store_unavailable(group, "fail_closed", exc)
+        _store_unavailable(limits[0].group, "fail_closed", exc)
         raise
-    if limited:
-        record_rate_limited(group)
-        raise RateLimitedError(_retry_after(value, _parse_rate(rate)[1]))
+    if refused:
+        limit = limits[refused - 1]
+        record_rate_limited(limit.group)
+        raise RateLimitedError(_retry_after(limit.value, _parse_rate(limit.rate)[1]))
 
 
 def redis_client(backend):
@@ -263,11 +314,10 @@ class RateLimitMiddleware:
             if wait is not None:
                 raise RateLimitedError(wait)
         if request.method == "POST" and request.path_info == self.admin_login_path:
-            ip = client_ip(request)
-            enforce_rate_limit(request, group="admin-login-ip", value=ip, rate=settings.RATELIMIT_ADMIN_LOGIN_IP)
             username = request.POST.get("username", "").strip().lower()
-            enforce_rate_limit(
-                request, group="admin-login-username", value=username, rate=settings.RATELIMIT_ADMIN_LOGIN_USERNAME
+            enforce_rate_limits(
+                Limit("admin-login-ip", client_ip(request), settings.RATELIMIT_ADMIN_LOGIN_IP),
+                Limit("admin-login-username", username, settings.RATELIMIT_ADMIN_LOGIN_USERNAME),
             )
 
     @property

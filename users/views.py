@@ -12,7 +12,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.ratelimit import client_ip, enforce_rate_limit
+from core.ratelimit import Limit, client_ip, enforce_rate_limits
 from core.schema import errors
 from users import selectors, services, tokens
 from users.filters import UserFilter
@@ -128,9 +128,7 @@ class UserViewSet(
 
     def create(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
-            enforce_rate_limit(
-                request, group="register-ip", value=client_ip(request), rate=settings.RATELIMIT_REGISTER_IP
-            )
+            enforce_rate_limits(Limit("register-ip", client_ip(request), settings.RATELIMIT_REGISTER_IP))
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         if not request.user.is_authenticated and settings.REGISTRATION_ENUMERATION_PROTECTION:
@@ -211,9 +209,11 @@ class TokenObtainView(APIView):
         serializer = TokenObtainSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         ip = client_ip(request)
-        enforce_rate_limit(request, group="login-ip", value=ip, rate=settings.RATELIMIT_LOGIN_IP)
         email = serializer.validated_data["email"].strip().lower()
-        enforce_rate_limit(request, group="login-email", value=email, rate=settings.RATELIMIT_LOGIN_EMAIL)
+        enforce_rate_limits(
+            Limit("login-ip", ip, settings.RATELIMIT_LOGIN_IP),
+            Limit("login-email", email, settings.RATELIMIT_LOGIN_EMAIL),
+        )
         pair = services.user_login(
             request=request,
             email=email,
@@ -323,8 +323,10 @@ class PasswordResetRequestView(APIView):
         serializer = PasswordResetRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         email = serializer.validated_data["email"]
-        enforce_rate_limit(request, group="reset-ip", value=client_ip(request), rate=settings.RATELIMIT_RESET_IP)
-        enforce_rate_limit(request, group="reset-email", value=email, rate=settings.RATELIMIT_RESET_EMAIL)
+        enforce_rate_limits(
+            Limit("reset-ip", client_ip(request), settings.RATELIMIT_RESET_IP),
+            Limit("reset-email", email, settings.RATELIMIT_RESET_EMAIL),
+        )
         services.password_reset_request(email=email, request=request)
         return Response({"detail": RESET_REQUESTED}, status=status.HTTP_202_ACCEPTED)
 
@@ -389,9 +391,7 @@ class EmailVerifyResendView(APIView):
         },
     )
     def post(self, request):
-        enforce_rate_limit(
-            request, group="verify-resend", value=str(request.user.pk), rate=settings.RATELIMIT_VERIFY_RESEND
-        )
+        enforce_rate_limits(Limit("verify-resend", str(request.user.pk), settings.RATELIMIT_VERIFY_RESEND))
         services.email_verification_resend(user=User.objects.get(pk=request.user.pk), request=request)
         return Response({"detail": VERIFICATION_RESENT}, status=status.HTTP_202_ACCEPTED)
 

@@ -153,6 +153,18 @@ def test_login_is_rate_limited_per_email_across_ips(settings, user):
     assert post_login(other.email, REMOTE_ADDR="10.2.0.0").status_code == 200
 
 
+def test_attempts_refused_for_their_ip_do_not_use_up_the_emails_limit(settings, user):
+    settings.RATELIMIT_LOGIN_IP, settings.RATELIMIT_LOGIN_EMAIL = "2/d", "3/d"
+    for _ in range(2):
+        assert_error(post_login(user.email, "wrong-password", REMOTE_ADDR="10.3.0.1"), 401, AUTHENTICATION_FAILED)
+    for _ in range(5):  # refused for the IP: the email's limit counts none of these
+        assert_error(post_login(user.email, "wrong-password", REMOTE_ADDR="10.3.0.1"), 429, RATE_LIMITED)
+
+    # The email's third request of the day, from another address: within its limit.
+    assert post_login(user.email, REMOTE_ADDR="10.3.0.2").status_code == 200
+    assert_error(post_login(user.email, REMOTE_ADDR="10.3.0.3"), 429, RATE_LIMITED)
+
+
 def test_rate_limited_login_with_the_right_password_is_refused_without_checking_it(settings, user):
     settings.RATELIMIT_LOGIN_EMAIL = "2/d"
     post_login(user.email, "wrong-password")
