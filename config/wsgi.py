@@ -7,3 +7,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = get_wsgi_application()
+
+from core import wire_errors  # noqa: E402  (after the settings are set up)
+
+wire_errors.install()  # under gunicorn: its HTTP parser's refusals answered in the envelope too

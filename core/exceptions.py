@@ -4,9 +4,12 @@ __all__ = [
     "AUTHENTICATION_FAILED",
     "BAD_REQUEST",
     "EMAIL_NOT_VERIFIED",
+    "EXPECTATION_FAILED",
+    "HEADER_FIELDS_TOO_LARGE",
     "METHOD_NOT_ALLOWED",
     "NOT_AUTHENTICATED",
     "NOT_FOUND",
+    "NOT_IMPLEMENTED",
     "PARSE_ERROR",
     "PAYLOAD_TOO_LARGE",
     "PERMISSION_DENIED",
@@ -15,6 +18,7 @@ __all__ = [
     "SERVICE_UNAVAILABLE",
     "TOKEN_NOT_VALID",
     "UNSUPPORTED_MEDIA_TYPE",
+    "URI_TOO_LONG",
     "VALIDATION_ERROR",
     "ApplicationError",
     "AuthenticationFailedError",
@@ -38,6 +42,11 @@ UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 RATE_LIMITED = "rate_limited"
 SERVER_ERROR = "server_error"
 SERVICE_UNAVAILABLE = "service_unavailable"
+# Not in the contract's table: answers of gunicorn's HTTP parser, before the application (core/wire_errors.py).
+URI_TOO_LONG = "uri_too_long"
+EXPECTATION_FAILED = "expectation_failed"
+HEADER_FIELDS_TOO_LARGE = "header_fields_too_large"
+NOT_IMPLEMENTED = "not_implemented"
 
 
 class ApplicationError(Exception):

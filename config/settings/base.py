@@ -248,7 +248,12 @@ LOCKOUT_MAX_DURATION = env.int("LOCKOUT_MAX_DURATION", default=24 * 3600)
 # ---------------------------------------------------------------- DOCS
 SPECTACULAR_SETTINGS = {
     "TITLE": "Users service API",
-    "DESCRIPTION": "Users, JWT sessions and accounts. Every error uses one envelope (see ErrorEnvelope).",
+    "DESCRIPTION": (
+        "Users, JWT sessions and accounts. Every error uses one envelope (see ErrorEnvelope), requests the HTTP "
+        "server refuses before the application included: 400 `bad_request` (a request line or header it cannot "
+        "parse), and four codes the contract's table lacks: 414 `uri_too_long`, 417 `expectation_failed`, "
+        "431 `header_fields_too_large`, 501 `not_implemented` (a transfer coding it does not know)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],

@@ -343,6 +343,29 @@ def test_gunicorn_without_the_config_file_serves_the_api(start_server, account, 
     assert any(line["route"] == "/api/v1/users/me" for line in server.access_lines())
 
 
+def test_gunicorn_without_the_config_file_answers_its_parsers_refusals_in_the_envelope(start_server, tmp_path):
+    server = start_server(use_config=False, HOME=str(tmp_path))
+    refusals = {
+        # 501, as RFC 9112 6.1 asks for a transfer coding the server does not know (not a server failure).
+        b"POST /api/v1/auth/token HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: br": (501, "not_implemented"),
+        b"GET /api/v1/users/me HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Odd: a\x00b": (400, "bad_request"),
+    }
+    for head, (status, code) in refusals.items():
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(head + b"\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        head_bytes, _, payload = answer.partition(b"\r\n\r\n")
+        lines = head_bytes.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        body = orjson.loads(payload)
+
+        assert int(lines[0].split()[1]) == status, answer[:300]
+        assert headers["content-type"] == "application/json"
+        assert body == {"success": False, "error": body["error"], "code": code, "request_id": headers["x-request-id"]}
+
+
 def test_production_redirects_to_https_but_not_health_checks_and_sends_hsts_over_https(start_server):
     server = start_server(
         WEB_CONCURRENCY="1",
