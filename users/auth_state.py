@@ -9,8 +9,8 @@ Readers fill a missing entry from the database with ``add`` (never overwriting).
 entry at once and, after their transaction commits, ``set`` the committed state (users: re-read from
 the database; an open session: only where its tombstone is not, see ``_session_open_store``). So a
 reader that raced a writer can never leave the older state behind, and a revocation or an edit is seen
-by every instance on its next request. User entries, which two writers
-may store in either order, are stamped on Redis so that the state read last wins (see ``_user_store``).
+by every instance on its next request. User entries, which two writers may store in either order, are
+stamped on Redis so that the state read last wins (see ``_user_store``).
 A dead cache means "ask the database", logged, never a 500. With SHARED_STATE_CACHE off (the embedded
 default's per-process local-memory cache) nothing is cached here: every request reads the database.
 
