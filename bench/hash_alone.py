@@ -4,7 +4,8 @@
 (the stored hash, as in the database) in the environment, and the service's settings (its
 PASSWORD_HASHERS, ARGON2_KEEP_MEMORY). Each worker process calls Django's ``check_password`` in a loop,
 exactly the call a login makes, with its memory allocator tuned as a web worker's is (core/allocator.py);
-the total rate is printed as JSON.
+the total rate, the mean time of a check and its CPU (all threads: Argon2 hashes its lanes in threads) are
+printed as JSON.
 """
 
 import argparse
@@ -30,11 +31,11 @@ def verify_for(seconds: float, queue) -> None:
     keep_hash_memory()  # as config/gunicorn.py does in each web worker
     password, encoded = os.environ["BENCH_PASSWORD"], os.environ["BENCH_PASSWORD_HASH"]
     assert check_password(password, encoded), "the password does not match the hash"
-    count, start = 0, time.perf_counter()
+    count, start, cpu_start = 0, time.perf_counter(), time.process_time()
     while (elapsed := time.perf_counter() - start) < seconds:
         check_password(password, encoded)
         count += 1
-    queue.put((count, elapsed))
+    queue.put((count, elapsed, time.process_time() - cpu_start))  # CPU of every thread of this process
 
 
 def main() -> None:
@@ -49,10 +50,11 @@ def main() -> None:
     results = [queue.get() for _ in workers]
     for worker in workers:
         worker.join()
-    rate = sum(count / elapsed for count, elapsed in results)
-    calls = sum(count for count, _ in results)
-    mean_ms = 1000 * sum(elapsed for _, elapsed in results) / max(1, calls)
-    print(orjson.dumps({"rate": rate, "calls": calls, "mean_ms": mean_ms}).decode())
+    rate = sum(count / elapsed for count, elapsed, _cpu in results)
+    calls = sum(count for count, _elapsed, _cpu in results)
+    mean_ms = 1000 * sum(elapsed for _count, elapsed, _cpu in results) / max(1, calls)
+    cpu_ms = 1000 * sum(cpu for _count, _elapsed, cpu in results) / max(1, calls)
+    print(orjson.dumps({"rate": rate, "calls": calls, "mean_ms": mean_ms, "cpu_ms": cpu_ms}).decode())
 
 
 if __name__ == "__main__":

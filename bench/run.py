@@ -310,6 +310,15 @@ def worker_pids(server: Server) -> list[int]:
     return sorted(pids)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system, every thread) the processes ``pids`` have used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime: the 14th and 15th fields of proc(5)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def kept_hash_kib(env: dict) -> int:
     """The Argon2 memory each service worker keeps after its first login (core/allocator.py), in KiB."""
     keep = environ.Env.parse_value(env.get("ARGON2_KEEP_MEMORY", "true"), bool)  # as the settings read it
@@ -472,7 +481,12 @@ class Bench:
     def wrk_run(self, scenario: Scenario) -> dict:
         if scenario.before:
             scenario.before()
+        # A login's CPU in the service's workers, to set beside a hash's CPU alone: what a login adds to its hash.
+        pids = worker_pids(self.servers["svc"]) if scenario.key == "login" else []
+        cpu_before = cpu_seconds(pids)
         stats = self.wrk_for(scenario, scenario.duration or self.args.duration)
+        if pids:
+            stats["worker_cpu_ms"] = 1000 * (cpu_seconds(pids) - cpu_before) / max(1, stats["requests"])
         if scenario.server == "svc":
             self.served += stats["requests"]
         errors = stats["socket_errors"] + stats["status_errors"]
@@ -784,6 +798,8 @@ def report(bench: Bench) -> str:
         if scenario.key == "login":
             ratios = ", ".join(f"{r:.3f}" for r in login_ratios(bench))
             note = f"{statistics.median(login_ratios(bench)):.2f} x hash alone (per round: {ratios})"
+            if cpu := login_cpu_ms(bench):
+                note += f"; CPU per login in the workers {cpu[0]:.1f} ms, per hash alone {cpu[1]:.1f} ms"
         if scenario.group == "diagnostic":
             note = "what the one Redis round trip costs (bench/gunicorn_no_round_trip.py); not a service"
         lines.append(
@@ -844,6 +860,16 @@ def login_ratios(bench: Bench) -> list[float]:
     """Each round's login rate over the hash-alone rate timed right after it, over a window as long."""
     login = next(s for s in bench.phases["large"] if s.key == "login")
     return [run["rps"] / alone["rate"] for run, alone in zip(login.results, bench.hash_rates, strict=True)]
+
+
+def login_cpu_ms(bench: Bench) -> tuple[float, float] | None:
+    """Median CPU of a login in the service's workers and of one hash alone (ms), when both were measured."""
+    login = next(s for s in bench.phases["large"] if s.key == "login")
+    logins = [run["worker_cpu_ms"] for run in login.results if "worker_cpu_ms" in run]
+    hashes = [alone["cpu_ms"] for alone in bench.hash_rates if "cpu_ms" in alone]
+    if not (logins and hashes):
+        return None
+    return statistics.median(logins), statistics.median(hashes)
 
 
 def targets(bench: Bench, f1: float, growth: list[float]) -> list[str]:

@@ -33,3 +33,34 @@ def test_the_kept_hash_memory_is_django_s_argon2_memory_and_only_when_kept():
     assert run.kept_hash_kib({}) == run.ARGON2_MEMORY_KIB  # on by default, as in the settings
     assert run.kept_hash_kib({"ARGON2_KEEP_MEMORY": "false"}) == 0
     assert run.kept_hash_kib({"ARGON2_KEEP_MEMORY": "true"}) == run.ARGON2_MEMORY_KIB
+
+
+def test_a_login_s_cpu_is_set_beside_a_hash_s_cpu_when_both_were_measured():
+    bench = bench_with([10.0, 8.0, 11.0], [11.0, 8.5, 12.0])
+    assert run.login_cpu_ms(bench) is None  # runs that did not measure it report none
+    for result, cpu in zip(bench.phases["large"][1].results, [140.0, 150.0, 138.0], strict=True):
+        result["worker_cpu_ms"] = cpu
+    for alone, cpu in zip(bench.hash_rates, [125.0, 130.0, 124.0], strict=True):
+        alone["cpu_ms"] = cpu
+
+    assert run.login_cpu_ms(bench) == (140.0, 125.0)
+
+
+def test_cpu_seconds_counts_a_busy_process_s_threads():
+    import os
+    import threading
+    import time
+
+    def spin(seconds: float) -> None:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    before = run.cpu_seconds([os.getpid()])
+    threads = [threading.Thread(target=spin, args=(0.2,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert run.cpu_seconds([os.getpid()]) - before >= 0.3  # both threads' 0.2 s, in clock ticks
