@@ -78,7 +78,7 @@ class Session(models.Model):
         REUSE_DETECTED = "reuse_detected"
         DEACTIVATED = "deactivated"
         PASSWORD_RESET = "password_reset"
-        LOCKED = "locked"
+        LOCKED = "locked"  # sessions ended by a login lock before locks stopped ending them: kept for their rows
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sessions")

@@ -261,8 +261,9 @@ def user_login(*, request, email: str, password: str, ip: str | None, user_agent
 def login_failure_record(*, email: str, request=None, locked: bool = False) -> None:
     """Record a failed login for ``email`` and count it; lock the email at LOCKOUT_THRESHOLD failures.
 
-    A lock lasts LOCKOUT_DURATION, doubled for each earlier lock (at most LOCKOUT_MAX_DURATION); it ends the
-    account's sessions and mails its owner once. Attempts while locked are recorded but not counted.
+    A lock lasts LOCKOUT_DURATION, doubled for each earlier lock (at most LOCKOUT_MAX_DURATION) and mails the
+    owner once. It stops new logins only: the account's open sessions go on, or anyone who knows an email could
+    sign its owner out of every device with ten wrong passwords. Attempts while locked are recorded but not counted.
     """
     user_id = User.objects.filter(email=email).values_list("pk", flat=True).first()
     details = {"reason": "locked"} if locked else {}
@@ -283,7 +284,6 @@ def login_failure_record(*, email: str, request=None, locked: bool = False) -> N
         lockout.lock_count += 1
         lockout.failures, lockout.window_started_at = 0, None
         if user_id is not None:
-            session_revoke_all(user_id=user_id, reason=Session.EndReason.LOCKED)
             security_event_record(type=Event.LOCKED, user_id=user_id, request=request, details={"seconds": seconds})
             mail_enqueue(tasks.lockout_mail_send, user_id=str(user_id), minutes=max(1, seconds // 60))
     lockout.save()
