@@ -154,8 +154,7 @@ def _count_in_turn(limits: list[Limit]) -> int:
         args = [value for _key, allowed, ttl in counters for value in (allowed, ttl)]
         return int(client.get_client(write=True).eval(_COUNT_IN_TURN, len(keys), *keys, *args))
     for position, (key, allowed, ttl) in enumerate(counters, start=1):
-        count = 1 if cache.add(key, 1, ttl) else cache.incr(key)
-        if count > allowed:
+        if _local_incr(cache, key, ttl) > allowed:
             return position
     return 0
 
@@ -196,9 +195,12 @@ def _shared_incr(key: str, period: int) -> int:
         pipe.incr(full_key)
         pipe.expire(full_key, period + EXPIRY_FUDGE)
         return pipe.execute()[0]
-    if cache.add(key, 1, period + EXPIRY_FUDGE):
-        return 1
-    return cache.incr(key)
+    return _local_incr(cache, key, period + EXPIRY_FUDGE)
+
+
+def _local_incr(cache, key: str, ttl: int) -> int:
+    """Increment a counter in a cache without scripts (local memory): created at 1 with ``ttl``."""
+    return 1 if cache.add(key, 1, ttl) else cache.incr(key)
 
 
 def counter(group: str, value: str, rate: str) -> tuple[str, int]:

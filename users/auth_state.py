@@ -467,11 +467,7 @@ def _session_open_store(session_id: uuid.UUID, key: str, state: tuple) -> None:
             _cache_call("set", key, GONE, _tombstone_ttl())
         return
     full_key = backend.make_key(key, version=_cache_version())
-    gone, value = client.encode(GONE), client.encode(state)
-    try:
-        client.get_client(write=True).eval(_SET_UNLESS_ENDED, 1, full_key, gone, value, ttl)
-    except Exception as exc:  # noqa: BLE001
-        _cache_failed("set", exc)
+    _run_script(client, _SET_UNLESS_ENDED, [full_key], client.encode(GONE), client.encode(state), ttl, operation="set")
 
 
 def sessions_ended_publish(session_ids: list) -> None:
@@ -570,8 +566,13 @@ def _user_store(user_id: uuid.UUID, state, stamp: int | None, *, operation: str)
         return
     version = _cache_version()
     keys = [backend.make_key(key, version=version), backend.make_key(UTAG_KEY.format(user_id), version=version)]
+    _run_script(client, _STORE_IF_NEWER, keys, stamp, client.encode(state), ttl, operation=operation)
+
+
+def _run_script(client, script: str, keys: list[str], *args, operation: str) -> None:
+    """Run a cache-writing Lua script on Redis; a failure counts as a failed ``operation`` (``_cache_failed``)."""
     try:
-        client.get_client(write=True).eval(_STORE_IF_NEWER, 2, *keys, stamp, client.encode(state), ttl)
+        client.get_client(write=True).eval(script, len(keys), *keys, *args)
     except Exception as exc:  # noqa: BLE001
         _cache_failed(operation, exc)
 
