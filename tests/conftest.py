@@ -1,7 +1,10 @@
 """Shared fixtures: clients with real Bearer tokens, users of each kind, a clean cache per test."""
 
 import socket
+import time
+import types
 
+import django_ratelimit.core
 import jwt
 import pytest
 from django.conf import settings
@@ -25,6 +28,18 @@ def _clean_cache(settings):
     else:
         cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _one_rate_window(monkeypatch):
+    """Count every request of a test in the rate-limit windows open when it started.
+
+    A window is staggered per value (django-ratelimit's ``_get_window``: it ends at a second set by the value),
+    so a test's few requests against an ``N/m`` limit could straddle two windows whatever it waits for (CI saw
+    it). Only the choice of window is held: Retry-After still counts on the real clock to that window's end.
+    """
+    started = time.time()
+    monkeypatch.setattr(django_ratelimit.core, "time", types.SimpleNamespace(time=lambda: started))
 
 
 @pytest.fixture

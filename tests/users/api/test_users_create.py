@@ -1,11 +1,9 @@
 """POST /api/v1/users: open and closed registration, staff creation, field rules, rate limit."""
 
 import threading
-import time
 
 import pytest
 from django.db import connection
-from django_ratelimit.core import _get_window
 from rest_framework.test import APIClient
 
 from tests.assertions import assert_error
@@ -351,10 +349,6 @@ def test_concurrent_registrations_of_one_email_give_one_201_and_400s(api_client)
 @pytest.fixture
 def register_limit(settings):
     settings.RATELIMIT_REGISTER_IP = "2/m"
-    # The test client's IP has its minute window staggered to end at a fixed second (django-ratelimit's
-    # _get_window): start with room enough for the test's requests to fall in one window.
-    while _get_window("127.0.0.1", 60) - time.time() < 10:
-        time.sleep(0.5)
 
 
 @pytest.mark.usefixtures("register_limit")
