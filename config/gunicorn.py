@@ -10,7 +10,7 @@ Environment: PORT (8000), GUNICORN_BIND (0.0.0.0:$PORT), WEB_CONCURRENCY (worker
 GUNICORN_THREADS (1: sync workers; more: gthread), GUNICORN_TIMEOUT (30), GUNICORN_GRACEFUL_TIMEOUT (25),
 GUNICORN_KEEPALIVE (5), GUNICORN_MAX_REQUESTS (10000), GUNICORN_MAX_REQUESTS_JITTER (1000),
 FORWARDED_ALLOW_IPS (127.0.0.1,::1), PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory), LOG_LEVEL,
-LOG_FORMAT, ARGON2_KEEP_MEMORY (true).
+LOG_FORMAT, ARGON2_KEEP_MEMORY (true), ARGON2_HUGE_PAGES (true).
 """
 
 import glob
@@ -94,7 +94,7 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """Keep Argon2's working memory in this worker between logins (core/allocator.py; ARGON2_KEEP_MEMORY)."""
+    """Keep Argon2's working memory in this worker between logins, on huge pages (core/allocator.py)."""
     from core.allocator import keep_hash_memory
 
     try:

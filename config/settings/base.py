@@ -151,6 +151,8 @@ PASSWORD_HASHERS = [
 ]
 # Web workers keep Argon2's 100 MiB between logins instead of faulting it in afresh each hash (core/allocator.py).
 ARGON2_KEEP_MEMORY = env.bool("ARGON2_KEEP_MEMORY", default=True)
+# ...on transparent huge pages where the kernel offers them on request (core/allocator.py); needs the above.
+ARGON2_HUGE_PAGES = env.bool("ARGON2_HUGE_PAGES", default=True)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},

@@ -17,6 +17,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.allocator import huge_pages_mode, huge_pages_offered
 from tests.conftest import USES_REDIS
 from tests.ops.server import Load, Server, base_env, create_user, throwaway_database
 
@@ -309,6 +310,32 @@ def test_workers_keep_the_password_hash_memory_between_logins(
         assert per_login < most_faults_per_login, per_login
     else:
         assert per_login > 0.9 * pages, per_login
+
+
+def worker_huge_kib(server: Server) -> int:
+    """Anonymous memory of the server's workers on transparent huge pages (/proc/<pid>/smaps_rollup), in KiB."""
+    rollups = (Path(f"/proc/{pid}/smaps_rollup").read_text() for pid in server.worker_pids())
+    return sum(int(re.search(r"^AnonHugePages:\s+(\d+) kB", rollup, re.M).group(1)) for rollup in rollups)
+
+
+# In ``madvise`` mode only memory that asks gets huge pages; in ``always`` mode, any may.
+ONLY_ON_REQUEST = huge_pages_mode() == "madvise"
+
+
+@pytest.mark.skipif(not huge_pages_offered(), reason="this kernel gives no transparent huge pages on request")
+@pytest.mark.parametrize(
+    ("huge", "least_kib", "most_kib"), [("true", 96 * 1024, None), ("false", 0, 0 if ONLY_ON_REQUEST else None)]
+)
+def test_workers_hash_on_huge_pages_where_the_kernel_offers_them(start_server, account, huge, least_kib, most_kib):
+    # Argon2's kept 100 MiB is asked for on 2 MiB pages before the first login's hash (core/allocator.py).
+    server = start_server(WEB_CONCURRENCY="1", ARGON2_HUGE_PAGES=huge)
+    login(server, account[0])
+    login(server, account[0])
+
+    huge_kib = worker_huge_kib(server)
+    assert huge_kib >= least_kib, huge_kib
+    if most_kib is not None:
+        assert huge_kib <= most_kib, huge_kib
 
 
 def test_threaded_workers_check_passwords_at_once_with_the_hash_memory_kept(start_server, account):
