@@ -48,6 +48,9 @@ import psycopg
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from core.allocator import huge_pages_offered  # noqa: E402  (reads the kernel's setting; no Django needed)
+
 BIN = Path(sys.executable).parent
 OUT = ROOT / "bench" / "out"
 PASSWORD = "bench-password-not-secret-1"
@@ -317,6 +320,33 @@ def cpu_seconds(pids: list[int]) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])  # utime, stime: the 14th and 15th fields of proc(5)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+# The workers' tunings of the hash (core/allocator.py), each timed switched off beside the hash as they run it:
+# the environment that switches it off, the row's label and what that is.
+HASH_REFERENCES = {
+    "small_pages": (
+        {"ARGON2_HUGE_PAGES": "false"},
+        "memory kept, on small pages",
+        "no transparent huge pages (ARGON2_HUGE_PAGES=false)",
+    ),
+    "afresh": (
+        {"ARGON2_KEEP_MEMORY": "false"},
+        "memory mapped afresh per hash",
+        "Django's default allocation (ARGON2_KEEP_MEMORY=false)",
+    ),
+}
+
+
+def hash_references(env: dict) -> list[str]:
+    """The references worth timing beside the service's own hash: only tunings the service runs with."""
+
+    def on(name: str) -> bool:
+        return environ.Env.parse_value(env.get(name, "true"), bool)  # as the settings read it
+
+    keep = on("ARGON2_KEEP_MEMORY")
+    huge = keep and on("ARGON2_HUGE_PAGES") and huge_pages_offered()
+    return [key for key, wanted in (("small_pages", huge), ("afresh", keep)) if wanted]
 
 
 def kept_hash_kib(env: dict) -> int:
@@ -702,8 +732,8 @@ class Bench:
         self.served = 0
         self.notes.append("load average (1, 5, 15 min) at the first round: " + load_average())
         self.hash_rates: list[dict] = []
-
-        self.hash_rates_afresh: list[dict] = []
+        # For reference, the same hash as the hasher would run without each of the workers' tunings.
+        self.hash_references: dict[str, list[dict]] = {key: [] for key in hash_references(self.env)}
 
         def hash_alone():
             env = {**self.env, "BENCH_PASSWORD": PASSWORD, "BENCH_PASSWORD_HASH": password_hash}
@@ -712,9 +742,8 @@ class Bench:
             run = functools.partial(subprocess.run, command, cwd=ROOT, check=True, capture_output=True, text=True)
             # The limit, as the service's workers hash (core/allocator.py), right after this round's logins...
             self.hash_rates.append(json.loads(run(env=env).stdout))
-            if kept_hash_kib(self.env):
-                # ...and, for reference, as Django hashes by default: each hash maps and zeroes its memory afresh.
-                self.hash_rates_afresh.append(json.loads(run(env={**env, "ARGON2_KEEP_MEMORY": "false"}).stdout))
+            for key, runs in self.hash_references.items():
+                runs.append(json.loads(run(env={**env, **HASH_REFERENCES[key][0]}).stdout))
 
         self.rounds(f"main at {args.users:,}", scenarios, hash_alone=hash_alone)
         self.phases["large"] = scenarios
@@ -811,14 +840,15 @@ def report(bench: Bench) -> str:
         f"| password hash alone ({WORKERS} processes, check_password) | {rate(hash_rate)} | {mean_ms:.2f} | | "
         f"{hash_rate / f0:.3f} | {hash_rate / f1:.3f} | | in-process, no HTTP, memory kept as the workers do |"
     )
-    if bench.hash_rates_afresh:
-        afresh = statistics.median(h["rate"] for h in bench.hash_rates_afresh)
-        login_rps = median(next(s for s in large if s.key == "login").results, "rps")
+    login_rps = median(next(s for s in large if s.key == "login").results, "rps")
+    for key, runs in bench.hash_references.items():
+        reference = statistics.median(h["rate"] for h in runs)
+        label, why = HASH_REFERENCES[key][1:]
         lines.append(
-            f"| (reference) password hash alone, memory mapped afresh per hash | {rate(afresh)} | "
-            f"{statistics.median(h['mean_ms'] for h in bench.hash_rates_afresh):.2f} | | {afresh / f0:.3f} | "
-            f"{afresh / f1:.3f} | | Django's default allocation (ARGON2_KEEP_MEMORY=false); login = "
-            f"{login_rps / afresh:.2f} x this |"
+            f"| (reference) password hash alone, {label} | {rate(reference)} | "
+            f"{statistics.median(h['mean_ms'] for h in runs):.2f} | | {reference / f0:.3f} | "
+            f"{reference / f1:.3f} | | {why}; hash alone = {hash_rate / reference:.2f} x this, "
+            f"login = {login_rps / reference:.2f} x this |"
         )
     lines += [
         "",

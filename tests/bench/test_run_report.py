@@ -64,3 +64,20 @@ def test_cpu_seconds_counts_a_busy_process_s_threads():
         thread.join()
 
     assert run.cpu_seconds([os.getpid()]) - before >= 0.3  # both threads' 0.2 s, in clock ticks
+
+
+@pytest.mark.parametrize(
+    ("env", "offered", "expected"),
+    [
+        ({}, True, ["small_pages", "afresh"]),  # the service's defaults: both tunings on, each timed off too
+        ({}, False, ["afresh"]),  # a kernel without huge pages on request: the service runs without them anyway
+        ({"ARGON2_HUGE_PAGES": "false"}, True, ["afresh"]),
+        ({"ARGON2_KEEP_MEMORY": "false"}, True, []),  # nothing tuned: the hash alone is already Django's default
+    ],
+)
+def test_the_hash_is_timed_without_each_tuning_the_service_runs_with(monkeypatch, env, offered, expected):
+    monkeypatch.setattr(run, "huge_pages_offered", lambda: offered)
+    assert run.hash_references(env) == expected
+    for key in expected:
+        switch_off = run.HASH_REFERENCES[key][0]
+        assert key not in run.hash_references({**env, **switch_off})
