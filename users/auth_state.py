@@ -38,6 +38,7 @@ from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.metrics import record_cache_lookup
+from core.queries import only_row
 from core.ratelimit import EXPIRY_FUDGE, STORE_DOWN, counter, redis_client
 
 logger = logging.getLogger("users.auth_state")
@@ -332,11 +333,8 @@ def _cache_call(method: str, *args, **kwargs) -> None:
 def _session_state(session_id: uuid.UUID):
     from users.models import Session
 
-    row = (
-        Session.objects.filter(pk=session_id, ended_at__isnull=True)
-        .values_list("user_id", "expires_at", "last_used_at")
-        .first()
-    )
+    open_session = Session.objects.filter(pk=session_id, ended_at__isnull=True)
+    row = only_row(open_session.values_list("user_id", "expires_at", "last_used_at"))
     if row is None:
         return GONE
     user_id, expires_at, last_used_at = row
@@ -362,7 +360,7 @@ def user_body(user) -> bytes:
 def _user_state(user_id: uuid.UUID):
     from users.models import User
 
-    user = User.objects.filter(pk=user_id).first()
+    user = only_row(User.objects.filter(pk=user_id))
     if user is None:
         return GONE
     return (user.is_active, user.is_staff, user.is_superuser, user_body(user))

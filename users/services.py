@@ -20,6 +20,7 @@ from django.utils.http import urlsafe_base64_decode
 
 from core.exceptions import AuthenticationFailedError, EmailNotVerifiedError
 from core.logging import get_request_id
+from core.queries import only_row
 from users import tasks
 from users.mail import mail_enqueue
 from users.managers import normalize_email
@@ -232,7 +233,7 @@ def user_login(*, request, email: str, password: str, ip: str | None, user_agent
     """
     email = normalize_email(email)
     # One read tells both whether the email is locked and whether a success has failures to clear.
-    lockout = LoginLockout.objects.filter(email=email).values("locked_until").first()
+    lockout = only_row(LoginLockout.objects.filter(email=email).values("locked_until"))
     locked = lockout is not None and lockout["locked_until"] is not None and lockout["locked_until"] > timezone.now()
     user = authenticate(request, email=email, password=password)
     if user is None or locked:

@@ -22,6 +22,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from core.exceptions import TokenNotValidError
+from core.queries import only_row
 from users.auth_state import session_state_publish, sessions_ended_publish
 from users.models import Session, User
 
@@ -118,7 +119,7 @@ def session_rotate(*, refresh: str) -> TokenPair:
     except (TokenError, KeyError, ValueError, TypeError):
         raise TokenNotValidError() from None
     with transaction.atomic():
-        session = Session.objects.select_for_update().select_related("user").filter(pk=session_id).first()
+        session = only_row(Session.objects.select_for_update().select_related("user").filter(pk=session_id))
         if session is None or not session.is_open or not session.user.is_active:
             raise TokenNotValidError()
         presented = _hash(refresh)
