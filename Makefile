@@ -38,6 +38,11 @@ format: install
 schema: install
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file var/openapi.yaml
 
+# Django's deployment checks and ours (core/checks.py), in the environment it is run with: run it with the
+# production variables set (DJANGO_ENV=production, secrets, DATABASE_URL, REDIS_URL); any warning fails.
+check-deploy: install
+	$(BIN)/python manage.py check --deploy --fail-level WARNING
+
 test: install
 	$(BIN)/python manage.py check --fail-level WARNING
 	$(BIN)/python manage.py makemigrations --check --dry-run

@@ -11,9 +11,6 @@ from django.core.signals import got_request_exception
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
 from django_ratelimit.exceptions import Ratelimited
-from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import set_rollback
@@ -22,6 +19,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from core import exceptions as codes
 from core.logging import get_request_id
 from core.metrics import record_db_error
+from core.ratelimit import STORE_ERRORS
 
 logger = logging.getLogger("core.errors")
 
@@ -29,7 +27,7 @@ __all__ = ["CODE_OVERRIDES", "SERVICE_DOWN_ERRORS", "api_exception_handler", "er
 
 # A dependency that is down: the database (Django wraps every driver error) or the shared cache, e.g. the
 # rate-limit counters of a login (django-redis wraps most redis-py errors, but some escape unwrapped).
-CACHE_DOWN_ERRORS = (ConnectionInterrupted, RedisConnectionError, RedisTimeoutError)
+CACHE_DOWN_ERRORS = STORE_ERRORS
 SERVICE_DOWN_ERRORS = (OperationalError, InterfaceError, *CACHE_DOWN_ERRORS)
 
 CODE_OVERRIDES: dict[type, str] = {

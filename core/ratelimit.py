@@ -34,6 +34,7 @@ from django_ratelimit.core import _get_window, _split_rate
 from django_ratelimit.exceptions import Ratelimited
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework.throttling import BaseThrottle
 
@@ -59,9 +60,11 @@ __all__ = [
     "verdict",
 ]
 
-# The shared cache is down: django-redis's ConnectionInterrupted, or redis-py's own errors where they escape it
-# (core.exception_handler answers these 503).
-STORE_ERRORS = (ConnectionInterrupted, RedisConnectionError, RedisTimeoutError)
+# The shared cache is down, or up but refusing to write: django-redis's ConnectionInterrupted, or redis-py's own
+# errors where they escape it (core.exception_handler answers these 503). A refusal is an error reply: OOM from a
+# Redis full under noeviction (as the README asks it to run), READONLY from a primary demoted by a failover,
+# MISCONF after a failed snapshot.
+STORE_ERRORS = (ConnectionInterrupted, RedisConnectionError, RedisTimeoutError, RedisResponseError)
 STORE_ERROR_LOG_INTERVAL = 10.0  # seconds: one warning per process and interval, however many requests fail
 EXPIRY_FUDGE = 5  # seconds a counter outlives its window, as django-ratelimit does
 STORE_DOWN = -1  # a counter that could not be read: the per-user limit fails open
