@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import got_request_exception
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, InternalError, OperationalError
 from django.http import Http404, HttpResponse
 from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions as drf_exceptions
@@ -23,12 +23,33 @@ from core.ratelimit import STORE_ERRORS
 
 logger = logging.getLogger("core.errors")
 
-__all__ = ["CODE_OVERRIDES", "SERVICE_DOWN_ERRORS", "api_exception_handler", "error_for_exception", "error_response"]
+__all__ = [
+    "CODE_OVERRIDES",
+    "api_exception_handler",
+    "error_for_exception",
+    "error_response",
+    "unavailable_dependency",
+]
 
 # A dependency that is down: the database (Django wraps every driver error) or the shared cache, e.g. the
 # rate-limit counters of a login (django-redis wraps most redis-py errors, but some escape unwrapped).
 CACHE_DOWN_ERRORS = STORE_ERRORS
 SERVICE_DOWN_ERRORS = (OperationalError, InterfaceError, *CACHE_DOWN_ERRORS)
+# Up, but refusing to write: a PostgreSQL that is (or has become, after a failover) a read-only standby.
+# Django raises these as InternalError, which is otherwise a bug of ours and stays a 500.
+READ_ONLY_SQLSTATES = frozenset({"25006"})  # read_only_sql_transaction
+
+
+def unavailable_dependency(exc: BaseException) -> str | None:
+    """Return "database" or "cache" when ``exc`` means that dependency cannot serve the request now, else None."""
+    if isinstance(exc, CACHE_DOWN_ERRORS):
+        return "cache"
+    if isinstance(exc, SERVICE_DOWN_ERRORS):
+        return "database"
+    if isinstance(exc, InternalError) and getattr(exc.__cause__, "sqlstate", None) in READ_ONLY_SQLSTATES:
+        return "database"
+    return None
+
 
 CODE_OVERRIDES: dict[type, str] = {
     drf_exceptions.ValidationError: codes.VALIDATION_ERROR,
@@ -113,8 +134,7 @@ def error_for_exception(exc: BaseException, request=None) -> HttpResponse | None
         )
     if isinstance(exc, RequestDataTooBig):
         return error_response(413, codes.PAYLOAD_TOO_LARGE, "Request body is too large.", request=request)
-    if isinstance(exc, SERVICE_DOWN_ERRORS):
-        dependency = "cache" if isinstance(exc, CACHE_DOWN_ERRORS) else "database"
+    if dependency := unavailable_dependency(exc):
         if dependency == "database":
             record_db_error(exc)
         logger.error("%s unavailable: %s", dependency, type(exc.__cause__ or exc).__name__)

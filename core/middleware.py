@@ -16,7 +16,7 @@ from django.utils.cache import patch_vary_headers
 from django_ratelimit.exceptions import Ratelimited
 
 from core import exceptions as codes
-from core.exception_handler import SERVICE_DOWN_ERRORS, error_for_exception, error_response, server_error_response
+from core.exception_handler import error_for_exception, error_response, server_error_response, unavailable_dependency
 from core.health import readiness
 from core.logging import request_id_var
 
@@ -149,7 +149,7 @@ class ErrorEnvelopeMiddleware:
 
     def process_exception(self, request, exception):
         # Ratelimited subclasses PermissionDenied: without this, django-ratelimit's decorator answers 403.
-        if isinstance(exception, (RequestDataTooBig, Ratelimited, *SERVICE_DOWN_ERRORS)):
+        if isinstance(exception, (RequestDataTooBig, Ratelimited)) or unavailable_dependency(exception):
             return error_for_exception(exception, request)
         if settings.DEBUG and not isinstance(exception, Http404 | PermissionDenied | SuspiciousOperation):
             # Django's DEBUG page is HTML; the contract's development 500 is the envelope with its "stack".
