@@ -15,7 +15,7 @@ back to one hash's worth, and its next login may fault it in again), and a recyc
 On huge pages: Argon2 reads its memory in 1 KiB blocks at addresses it cannot predict, so on 4 KiB pages
 nearly every block costs a TLB miss. Where the kernel offers transparent huge pages on request (``madvise``
 or ``always`` in /sys/kernel/mm/transparent_hugepage/enabled), the heap range the hash will take is marked
-for 2 MiB pages before its first use (``MADV_HUGEPAGE``): measured here, a hash cost 5-10% less CPU
+for 2 MiB pages before its first use (``MADV_HUGEPAGE``): measured here, a hash cost about 7% less CPU
 (bench/RESULTS.md). ``ARGON2_HUGE_PAGES=false`` turns this part off.
 Called in each web worker (config/gunicorn.py) and in bench/hash_alone.py, never in other processes;
 ``ARGON2_KEEP_MEMORY=false`` turns it off. Elsewhere than glibc (musl, macOS) it does nothing.
