@@ -21,6 +21,7 @@ re-reads it at most every STATE_CACHE_EPOCH_POLL seconds, so old entries stop be
 within that bound, and a write made during the outage is never hidden by what the cache held before.
 """
 
+import contextlib
 import functools
 import logging
 import os
@@ -422,11 +423,32 @@ def user_body_get(user_id: uuid.UUID) -> bytes | None:
 def _touch_session(session_id: uuid.UUID, key: str) -> None:
     from users.models import Session
 
-    updated = Session.objects.filter(pk=session_id, ended_at__isnull=True).update(last_used_at=timezone.now())
+    # Inside a caller's transaction, a savepoint keeps a failure here; in autocommit (every request) it needs none.
+    guard = transaction.atomic() if transaction.get_connection().in_atomic_block else contextlib.nullcontext()
+    try:
+        with guard:
+            updated = Session.objects.filter(pk=session_id, ended_at__isnull=True).update(last_used_at=timezone.now())
+    except DatabaseError as exc:
+        # Bookkeeping, not the answer: a database that cannot take the write (down, or a read-only standby after
+        # a failover) must not fail a read the cache can serve. The next read tries again.
+        _touch_failed(exc)
+        return
     if updated:
         # Drop the entry, never ``set`` it: a logout committing between the UPDATE and a ``set`` would
         # have its tombstone overwritten by this open state. The next reader refills it with ``add``.
         _cache_call("delete", key)
+
+
+_last_touch_error_log = float("-inf")
+
+
+def _touch_failed(exc: Exception) -> None:
+    """Log, at most once per interval per process, that a session's last use could not be recorded."""
+    global _last_touch_error_log
+    now = time.monotonic()
+    if now - _last_touch_error_log >= CACHE_ERROR_LOG_INTERVAL:
+        _last_touch_error_log = now
+        logger.warning("session last use not recorded, the database refused the write: %s", type(exc).__name__)
 
 
 def session_state_publish(session, *, new: bool = False) -> None:
