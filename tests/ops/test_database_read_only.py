@@ -1,7 +1,8 @@
 """A PostgreSQL that refuses writes (a read-only standby, as a primary becomes after a failover): never a 500.
 
 Writes are answered 503 ``service_unavailable`` in the envelope, as for a database that is down, and counted;
-reads served from the cache go on, even when their session's last use is due to be written. Simulated on the test's own connection with a read-only session.
+reads served from the cache go on, even when their session's last use is due to be written. Simulated on the
+test's own connection with a read-only session.
 """
 
 import contextlib
