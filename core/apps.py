@@ -7,4 +7,5 @@ class CoreConfig(AppConfig):
     name = "core"
 
     def ready(self):
-        from core import checks  # noqa: F401  (system checks)
+        # System checks, and the bounds on web processes' database sessions: imported for their registrations.
+        from core import checks, db  # noqa: F401

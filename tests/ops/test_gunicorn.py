@@ -9,6 +9,8 @@ import re
 import secrets
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.allocator import huge_pages_mode, huge_pages_offered
 from tests.conftest import USES_REDIS
-from tests.ops.server import Load, Server, base_env, create_user, throwaway_database
+from tests.ops.server import ROOT, Load, Server, base_env, create_user, throwaway_database
 
 pytestmark = pytest.mark.slow
 
@@ -450,3 +452,47 @@ def test_threaded_workers_answer_each_caller_with_its_own_user_under_load(start_
         thread.join(timeout=120)
     assert not wrong, wrong[:5]
     assert statuses.count(200) == 6 * 80 and statuses.count(404) == 6 * 40, sorted(set(statuses))
+
+
+# ---------------------------------------------------------------- bounded database sessions (core/db.py)
+
+
+def on_postgres(database_url: str) -> bool:
+    return database_url.startswith(("postgres://", "postgresql://"))
+
+
+@pytest.mark.parametrize("use_config", [True, False])  # config/wsgi.py sets the bounds, with or without the config
+def test_a_row_locked_elsewhere_answers_503_within_the_lock_timeout(start_server, account, database_url, use_config):
+    if not on_postgres(database_url):
+        pytest.skip("needs DATABASE_URL: PostgreSQL's lock_timeout")
+    import psycopg
+
+    server = start_server(use_config=use_config, DATABASE_LOCK_TIMEOUT="1")
+    headers = {"Authorization": f"Bearer {login(server, account[0])}"}
+    with psycopg.connect(database_url) as holder:  # a transaction elsewhere holds the user's row until it ends
+        holder.execute("SELECT 1 FROM users_user WHERE email = %s FOR UPDATE", [account[0]])
+        started = time.monotonic()
+        blocked = server.request("PATCH", "/api/v1/users/me", {"first_name": "Locked"}, headers=headers)
+        waited = time.monotonic() - started
+
+    assert blocked.status == 503, blocked.data
+    assert orjson.loads(blocked.data)["code"] == "service_unavailable"
+    assert waited < 5, waited  # about the 1 s lock timeout, not gunicorn's 30 s worker timeout
+    released = server.request("PATCH", "/api/v1/users/me", {"first_name": "Free"}, headers=headers)
+    assert released.status == 200, released.data
+
+
+def test_management_commands_run_without_the_web_bounds(database_url):
+    if not on_postgres(database_url):
+        pytest.skip("needs DATABASE_URL: PostgreSQL's session settings")
+    code = (
+        "from django.db import connection; cursor = connection.cursor(); "
+        "cursor.execute('SHOW statement_timeout'); print(cursor.fetchone()[0]); "
+        "cursor.execute('SHOW lock_timeout'); print(cursor.fetchone()[0])"
+    )
+    env = {**base_env(database_url), "DATABASE_LOCK_TIMEOUT": "1", "DATABASE_STATEMENT_TIMEOUT": "1"}
+    env.pop("REDIS_URL", None)
+    command = [sys.executable, "manage.py", "shell", "-c", code]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["0", "0"]  # a migration on a big table must not be cut off
