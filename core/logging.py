@@ -3,13 +3,21 @@
 import contextvars
 import logging
 import sys
+import time
 import traceback
 from datetime import UTC, datetime
 
 import orjson
 from django.conf import settings
 
-__all__ = ["JsonFormatter", "RequestIdFilter", "get_request_id", "request_id_var", "write_access_line"]
+__all__ = [
+    "JsonFormatter",
+    "OncePerInterval",
+    "RequestIdFilter",
+    "get_request_id",
+    "request_id_var",
+    "write_access_line",
+]
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -72,3 +80,21 @@ def write_access_line(line: dict) -> None:
             f"ip={line['ip']} bytes={line['bytes']}\n"
         )
     stream.flush()
+
+
+class OncePerInterval:
+    """Lets a repeated warning through at most once per ``seconds`` in this process; the first one always.
+
+    An outage fails every request: one line per interval says so without flooding the log (metrics count each).
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.last = float("-inf")
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True

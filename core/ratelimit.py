@@ -38,6 +38,7 @@ from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework.throttling import BaseThrottle
 
+from core.logging import OncePerInterval
 from core.metrics import record_rate_limit_store_error, record_rate_limited
 
 logger = logging.getLogger("core.ratelimit")
@@ -105,15 +106,12 @@ def _retry_after(value: str, period: int) -> int:
     return max(1, int(_get_window(value, period) - time.time()) + 1)
 
 
-_last_store_warning = float("-inf")  # the first failure is always logged, however soon after boot
+_store_warning = OncePerInterval(STORE_ERROR_LOG_INTERVAL)
 
 
 def _store_unavailable(limit: str, outcome: str, exc: BaseException) -> None:
-    global _last_store_warning
     record_rate_limit_store_error(limit, outcome)
-    now = time.monotonic()
-    if now - _last_store_warning >= STORE_ERROR_LOG_INTERVAL:
-        _last_store_warning = now
+    if _store_warning.due():
         logger.warning("rate-limit store unavailable (%s): %s", outcome, type(exc).__name__, extra={"limit": limit})
 
 

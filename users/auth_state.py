@@ -38,6 +38,7 @@ from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from core.logging import OncePerInterval
 from core.metrics import record_cache_lookup
 from core.queries import only_row
 from core.ratelimit import EXPIRY_FUDGE, STORE_DOWN, counter, redis_client
@@ -51,7 +52,7 @@ GONE = "gone"
 LAST_USED_RESOLUTION = 60  # seconds: Session.last_used_at is written at most once a minute.
 CACHE_ERROR_LOG_INTERVAL = 10.0  # seconds between two "cache unavailable" log lines per process
 
-_last_cache_error_log = float("-inf")  # the first failure is always logged, however soon after boot
+_cache_warning = OncePerInterval(CACHE_ERROR_LOG_INTERVAL)
 # This process's view of the cache generation: the value and when it was last read from the database.
 _epoch = {"version": None, "checked": float("-inf")}
 # Cache writes that invalidate: when one fails, the generation must move on.
@@ -89,10 +90,7 @@ def _tombstone_ttl() -> int:
 
 def _cache_failed(operation: str, exc: Exception) -> None:
     """Log a cache failure at most once per interval per process; a failed invalidation bumps the generation."""
-    global _last_cache_error_log
-    now = time.monotonic()
-    if now - _last_cache_error_log >= CACHE_ERROR_LOG_INTERVAL:
-        _last_cache_error_log = now
+    if _cache_warning.due():
         logger.warning("cache unavailable during %s, using the database: %s", operation, type(exc).__name__)
     if operation in INVALIDATING:
         cache_epoch_bump()
@@ -439,15 +437,12 @@ def _touch_session(session_id: uuid.UUID, key: str) -> None:
         _cache_call("delete", key)
 
 
-_last_touch_error_log = float("-inf")
+_touch_warning = OncePerInterval(CACHE_ERROR_LOG_INTERVAL)
 
 
 def _touch_failed(exc: Exception) -> None:
     """Log, at most once per interval per process, that a session's last use could not be recorded."""
-    global _last_touch_error_log
-    now = time.monotonic()
-    if now - _last_touch_error_log >= CACHE_ERROR_LOG_INTERVAL:
-        _last_touch_error_log = now
+    if _touch_warning.due():
         logger.warning("session last use not recorded, the database refused the write: %s", type(exc).__name__)
 
 

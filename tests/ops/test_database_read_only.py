@@ -91,7 +91,7 @@ def test_a_cached_read_goes_on_when_its_session_s_last_use_cannot_be_recorded(us
     client = bearer_client(login(user.email)["access"])
     assert client.get("/api/v1/users/me").status_code == 200  # cached
     monkeypatch.setattr("users.auth_state.LAST_USED_RESOLUTION", 0)  # every read now records its use
-    monkeypatch.setattr("users.auth_state._last_touch_error_log", float("-inf"))
+    monkeypatch.setattr("users.auth_state._touch_warning.last", float("-inf"))
 
     with read_only():
         responses = [client.get("/api/v1/users/me") for _ in range(2)]

@@ -196,7 +196,7 @@ def test_limits_are_off_with_ratelimit_enable_false(user, settings):
 
 def test_cache_down_anonymous_limit_fails_open_logged_and_counted(settings, caplog, monkeypatch):
     # The store warning is logged once per interval per process: an earlier outage test must not swallow this one.
-    monkeypatch.setattr("core.ratelimit._last_store_warning", float("-inf"))
+    monkeypatch.setattr("core.ratelimit._store_warning.last", float("-inf"))
     settings.RATELIMIT_ANON = "1/m"
     before = sample(scrape(Client()), "ratelimit_store_errors_total", limit="anon", outcome="fail_open")
     settings.CACHES = dead_cache()

@@ -211,7 +211,7 @@ def test_a_send_that_timed_out_is_not_waited_for_twice(sends, monkeypatch, caplo
         raise RedisTimeoutError("Timeout writing to socket")
 
     monkeypatch.setattr(auth_state, "_send", timed_out)
-    monkeypatch.setattr(auth_state, "_last_cache_error_log", float("-inf"))  # not swallowed by an earlier test's
+    monkeypatch.setattr(auth_state._cache_warning, "last", float("-inf"))  # not swallowed by an earlier test's
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/api/v1/users/me")
     assert response.status_code == 200  # from the database

@@ -158,7 +158,7 @@ def test_write_is_visible_to_another_instance_reading_the_same_redis():
 
 
 def test_cache_down_serves_from_the_database_without_errors(settings, caplog, monkeypatch):
-    monkeypatch.setattr("users.auth_state._last_cache_error_log", float("-inf"))
+    monkeypatch.setattr("users.auth_state._cache_warning.last", float("-inf"))
     user = UserFactory(first_name="Durable")
     client = _client_for(user)
     settings.CACHES = dead_cache()
