@@ -31,10 +31,9 @@ __all__ = [
     "unavailable_dependency",
 ]
 
-# A dependency that is down: the database (Django wraps every driver error) or the shared cache, e.g. the
-# rate-limit counters of a login (django-redis wraps most redis-py errors, but some escape unwrapped).
-CACHE_DOWN_ERRORS = STORE_ERRORS
-SERVICE_DOWN_ERRORS = (OperationalError, InterfaceError, *CACHE_DOWN_ERRORS)
+# A dependency that is down: the shared cache (core.ratelimit.STORE_ERRORS, e.g. the rate-limit counters of a
+# login) or the database (Django wraps every driver error).
+DATABASE_DOWN_ERRORS = (OperationalError, InterfaceError)
 # Up, but refusing to write: a PostgreSQL that is (or has become, after a failover) a read-only standby.
 # Django raises these as InternalError, which is otherwise a bug of ours and stays a 500.
 READ_ONLY_SQLSTATES = frozenset({"25006"})  # read_only_sql_transaction
@@ -42,9 +41,9 @@ READ_ONLY_SQLSTATES = frozenset({"25006"})  # read_only_sql_transaction
 
 def unavailable_dependency(exc: BaseException) -> str | None:
     """Return "database" or "cache" when ``exc`` means that dependency cannot serve the request now, else None."""
-    if isinstance(exc, CACHE_DOWN_ERRORS):
+    if isinstance(exc, STORE_ERRORS):
         return "cache"
-    if isinstance(exc, SERVICE_DOWN_ERRORS):
+    if isinstance(exc, DATABASE_DOWN_ERRORS):
         return "database"
     if isinstance(exc, InternalError) and getattr(exc.__cause__, "sqlstate", None) in READ_ONLY_SQLSTATES:
         return "database"

@@ -216,7 +216,7 @@ def verdict(group: str, value: str, rate: str, count: int) -> int | None:
     if count <= limit:
         return None
     record_rate_limited(group)
-    return max(1, int(_get_window(value, period) - time.time()) + 1)
+    return _retry_after(value, period)
 
 
 def under_user_limit(count: int | None, rate: str) -> bool:
