@@ -338,21 +338,21 @@ HASH_REFERENCES = {
 }
 
 
+def tuning_on(env: dict, name: str) -> bool:
+    """Whether the hash tuning ``name`` (on by default) is on in ``env``, read as the settings read it."""
+    return environ.Env.parse_value(env.get(name, "true"), bool)
+
+
 def hash_references(env: dict) -> list[str]:
     """The references worth timing beside the service's own hash: only tunings the service runs with."""
-
-    def on(name: str) -> bool:
-        return environ.Env.parse_value(env.get(name, "true"), bool)  # as the settings read it
-
-    keep = on("ARGON2_KEEP_MEMORY")
-    huge = keep and on("ARGON2_HUGE_PAGES") and huge_pages_offered()
+    keep = tuning_on(env, "ARGON2_KEEP_MEMORY")
+    huge = keep and tuning_on(env, "ARGON2_HUGE_PAGES") and huge_pages_offered()
     return [key for key, wanted in (("small_pages", huge), ("afresh", keep)) if wanted]
 
 
 def kept_hash_kib(env: dict) -> int:
     """The Argon2 memory each service worker keeps after its first login (core/allocator.py), in KiB."""
-    keep = environ.Env.parse_value(env.get("ARGON2_KEEP_MEMORY", "true"), bool)  # as the settings read it
-    return ARGON2_MEMORY_KIB if keep else 0
+    return ARGON2_MEMORY_KIB if tuning_on(env, "ARGON2_KEEP_MEMORY") else 0
 
 
 def rss_kib(pid: int) -> int:
