@@ -6,11 +6,12 @@ Two entries per request, fetched together in one round trip (with the per-user r
   reader allowed to see that user gets), or a tombstone once deleted.
 
 Readers fill a missing entry from the database with ``add`` (never overwriting). Writers delete the
-entry at once and, after their transaction commits, ``set`` the committed state (users: re-read from
-the database; an open session: only where its tombstone is not, see ``_session_open_store``). So a
-reader that raced a writer can never leave the older state behind, and a revocation or an edit is seen
-by every instance on its next request. User entries, which two writers may store in either order, are
-stamped on Redis so that the state read last wins (see ``_user_store``).
+entry at once; after their transaction commits, a session's writer ``set``s the committed state (an
+open one only where its tombstone is not, see ``_session_open_store``), and a user's writer deletes the
+entry again, for the next reader to refill. So a reader that raced a writer can never leave the older
+state behind, and a revocation or an edit is seen by every instance on its next request. User entries,
+which a reader may store after a writer's commit with what it read before, are stamped on Redis so that
+such a store is refused (see ``_user_store``).
 A dead cache means "ask the database", logged, never a 500. With SHARED_STATE_CACHE off (the embedded
 default's per-process local-memory cache) nothing is cached here: every request reads the database.
 
@@ -492,28 +493,30 @@ def sessions_ended_publish(session_ids: list) -> None:
 
 
 def user_state_publish(user_id: uuid.UUID) -> None:
-    """Drop a user's cached entry now; after commit, write the committed row (or a tombstone) to the cache."""
+    """Drop a user's cached entry now, and again after commit: the next reader fills it from the committed row.
+
+    On Redis, the drop after commit also moves the user's stamp on, so that no reader who read the row before
+    this commit can store what it read (see below). Dropping costs one round trip; writing the entry through
+    would also re-read and re-serialize the row on every write, a login's included, for a read that may not come.
+    """
     key = USER_KEY.format(user_id)
     _cache_call("delete", key)
-
-    def write_committed():
-        stamp = _user_stamp(user_id, write=True)
-        _user_store(user_id, _user_state(user_id), stamp, operation="set")
-
-    transaction.on_commit(write_committed)
+    if settings.SHARED_STATE_CACHE:
+        transaction.on_commit(lambda: _user_invalidate(user_id))
 
 
-# User entries are written by two kinds of callers that race: writers after their commit, and readers
-# filling a miss. Each re-reads the row and stores what it read; the one that read last must win, whoever
-# stores last. On Redis, each store carries a stamp taken BEFORE its read, from a per-user counter that
-# every writer increments after its commit (UVER_KEY); a store with a stamp lower than the stored entry's
-# (UTAG_KEY) is refused, in one Lua script. A writer's stamp is above every stamp taken before its commit,
-# so nothing read before that commit can overwrite what it stores; equal stamps read after the same commit.
-# Without Redis (a local-memory cache shared by one process, in tests) writers ``set`` and readers ``add``.
+# User entries are stored by readers filling a miss, and dropped by writers after their commit. A reader that
+# read the row before a writer's commit must not store what it read once that writer has dropped the entry.
+# On Redis, each store carries a stamp taken BEFORE its read, from a per-user counter (UVER_KEY) that every
+# writer increments after its commit, in the same script that raises the entry's tag (UTAG_KEY) to that stamp
+# and drops the entry; a store whose stamp is below the tag is refused, in one script too. A writer's stamp is
+# above every stamp taken before its commit, so nothing read before that commit is stored after it; equal
+# stamps read after the same commit. Without Redis (a local-memory cache shared by one process, in tests)
+# writers ``set`` the committed row instead, and readers ``add``: no stale ``add`` can land after that ``set``.
 UVER_KEY = "uver:{}"
 UTAG_KEY = "utag:{}"
-# A counter that expired (no write for longer than its TTL) restarts above the stamp still stored.
-_NEXT_STAMP = """
+# A writer's step. A counter that expired (no write or fill for longer than its TTL) restarts above the tag.
+_INVALIDATE = """
 local stamp = redis.call('INCR', KEYS[1])
 local stored = tonumber(redis.call('GET', KEYS[2]) or '0')
 if stamp <= stored then
@@ -521,6 +524,15 @@ if stamp <= stored then
     redis.call('SET', KEYS[1], stamp)
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], stamp, 'EX', ARGV[2])
+redis.call('DEL', KEYS[3])
+return stamp
+"""
+# A reader's stamp. Reading it renews the counter, so it cannot expire (and restart below this stamp while the
+# entry's tag has expired too) between this read and the reader's store.
+_READER_STAMP = """
+local stamp = redis.call('GET', KEYS[1])
+if stamp then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return stamp
 """
 _STORE_IF_NEWER = """
@@ -538,33 +550,41 @@ def _redis_backend():
     return (backend, client) if client is not None else (None, None)
 
 
+def _stamp_ttl() -> int:
+    return settings.USER_CACHE_TTL + _tombstone_ttl()
+
+
+def _user_invalidate(user_id: uuid.UUID) -> None:
+    """After a writer's commit: drop the user's entry (Redis: with the stamp moved on; else: write the row)."""
+    backend, client = _redis_backend()
+    if backend is None:
+        _user_store(user_id, _user_state(user_id), None, operation="set")
+        return
+    version = _cache_version()
+    keys = [backend.make_key(key.format(user_id), version=version) for key in (UVER_KEY, UTAG_KEY, USER_KEY)]
+    # A failure is a failed invalidation: the cache generation moves on (``_cache_failed``).
+    _run_script(client, _INVALIDATE, keys, _stamp_ttl(), settings.USER_CACHE_TTL, operation="delete")
+
+
 STAMP_UNREACHABLE = -1  # the stamp could not be read: store nothing (the failure is logged, and counted)
 
 
-def _user_stamp(user_id: uuid.UUID, *, write: bool) -> int | None:
-    """Return the user's write stamp (incremented first by a writer); None without Redis, or STAMP_UNREACHABLE.
-
-    A writer whose stamp fails has failed to invalidate: the cache generation moves on (``_cache_failed``).
-    """
+def _user_stamp(user_id: uuid.UUID) -> int | None:
+    """Return the user's write stamp for a reader about to read the row; None without Redis, or STAMP_UNREACHABLE."""
     backend, client = _redis_backend()
     if not settings.SHARED_STATE_CACHE or backend is None:
         return None
-    version = _cache_version()
-    key = backend.make_key(UVER_KEY.format(user_id), version=version)
+    key = backend.make_key(UVER_KEY.format(user_id), version=_cache_version())
     try:
-        redis = client.get_client(write=True)
-        if write:
-            tag = backend.make_key(UTAG_KEY.format(user_id), version=version)
-            return redis.eval(_NEXT_STAMP, 2, key, tag, settings.USER_CACHE_TTL + _tombstone_ttl())
-        return int(redis.get(key) or 0)
+        return int(client.get_client(write=True).eval(_READER_STAMP, 1, key, _stamp_ttl()) or 0)
     except Exception as exc:  # noqa: BLE001
-        _cache_failed("set" if write else "get", exc)
+        _cache_failed("get", exc)
         return STAMP_UNREACHABLE
 
 
 def _user_fill(user_id: uuid.UUID):
     """Read a user's state from the database for a reader that missed, and store it unless a newer one is there."""
-    stamp = _user_stamp(user_id, write=False)
+    stamp = _user_stamp(user_id)
     state = _user_state(user_id)
     _user_store(user_id, state, stamp, operation="add")
     return state

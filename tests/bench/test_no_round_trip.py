@@ -18,20 +18,25 @@ def test_diagnostic_config_is_the_service_config_plus_a_memo_of_the_round_trip(m
         assert getattr(diagnostic, name) == getattr(service, name), name
 
     sent = []
+    # Redis' answers in turn: a miss of the user entry, then hits (MGET's values, INCR's count, EXPIRE's 1).
+    answers = iter([[[b"s", None], 1, 1], [[b"s", b"u"], 2, 1], [[b"s", b"u"], 1, 1]])
 
     def send(client, commands, *, retry=True):  # the real signature's options reach Redis's first answer
         sent.append((commands, retry))
-        return [len(sent)]
+        return next(answers)
 
     monkeypatch.setattr(auth_state, "_send_pipelined", send)
     monkeypatch.setattr(hot_path, "auth_prefetch", hot_path.auth_prefetch)  # restored after the test
     diagnostic.post_worker_init(worker=None)
     assert hot_path.auth_prefetch(session_id=1, user_id=1) is None  # nothing sent ahead of the view
     batch = [("MGET", "s:1", "u:v1:1"), ("INCR", "rl:user:1:0"), ("EXPIRE", "rl:user:1:0", 65)]
-    assert auth_state._send_pipelined(None, batch, retry=True) == [1]
-    assert auth_state._send_pipelined(None, list(batch)) == [1]  # the same batch: answered from memory
-    assert auth_state._send_pipelined(None, batch[1:]) == [2]  # another batch goes to Redis once
-    assert len(sent) == 2
+    assert auth_state._send_pipelined(None, batch, retry=True)[1] == 1  # a miss (filled after it): not kept
+    assert auth_state._send_pipelined(None, batch)[1] == 2  # sent again: every entry found, kept
+    assert auth_state._send_pipelined(None, list(batch))[1] == 2  # the same batch: answered from memory
+    other = [("MGET", "s:2", "u:v1:2"), ("INCR", "rl:user:2:0"), ("EXPIRE", "rl:user:2:0", 65)]
+    assert auth_state._send_pipelined(None, other)[1] == 1  # another batch goes to Redis
+    assert [retry for _commands, retry in sent] == [True, True, True]
+    assert len(sent) == 3
 
 
 @pytest.mark.redis

@@ -151,10 +151,14 @@ def test_write_is_visible_to_another_instance_reading_the_same_redis():
     user = UserFactory(first_name="One")
     client = _client_for(user)
     client.get("/api/v1/users/me")
-    assert client.patch("/api/v1/users/me", {"first_name": "Two"}, format="json").status_code == 200
     other_instance = CacheHandler()["default"]  # a separate client, as another process would have
-    state = other_instance.get(USER_KEY.format(user.pk))
-    assert state is not None and b'"first_name":"Two"' in state[3]
+    assert b'"first_name":"One"' in other_instance.get(USER_KEY.format(user.pk))[3]
+
+    assert client.patch("/api/v1/users/me", {"first_name": "Two"}, format="json").status_code == 200
+
+    assert other_instance.get(USER_KEY.format(user.pk)) is None  # the old entry is gone for every instance
+    client.get("/api/v1/users/me")  # the next reader fills it from the committed row
+    assert b'"first_name":"Two"' in other_instance.get(USER_KEY.format(user.pk))[3]
 
 
 def test_cache_down_serves_from_the_database_without_errors(settings, caplog, monkeypatch):
