@@ -21,7 +21,7 @@ def check_redis_keeps_its_keys(app_configs, **kwargs):
 
     An ended session's tombstone evicted in the milliseconds between its revocation and a racing login's or
     refresh's write would let that write bring the session back for up to AUTH_STATE_CACHE_TTL; a user's
-    write stamp evicted without its entry leaves that entry last-store-wins.
+    write stamp evicted would let a reader store a row it read before that user's last write.
     """
     client = redis_client(caches["default"])
     if client is None:
