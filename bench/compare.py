@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.compare BASE [NEW]      # NEW: the work tree when omitted
     make bench-compare BASE=c8a198c NEW=688b4a1
+    make bench-compare BASE=90f9850 NEW=9230898 BENCH_ARGS=--login    # logins too (15 s windows)
 
 Ratios to a floor differ from machine to machine (bench/RESULTS.md); what a change is worth is best seen
 with both versions served at once. Each commit is exported with ``git archive`` into a temporary directory
@@ -10,10 +11,13 @@ workers, in the production settings of ``make bench``; F1 (bench/floor_django.py
 Both share one PostgreSQL database (``users_compare``, migrated by the work tree: compare commits whose
 migrations agree) and one Redis database (db 3, flushed). wrk drives each server in turn, round after
 round, on warm authenticated reads of one user (``--paths``), and the script prints medians, the ratio to
-F1 and, per round, NEW's req/s over BASE's.
+F1 and, per round, NEW's req/s over BASE's. With ``--login``, each round also logs one user in on BASE and
+on NEW for ``--login-seconds`` each (which goes first alternates from round to round, as the machine drifts),
+with the workers drained between the two; logins are compared with each other only (a floor has no hash).
 """
 
 import argparse
+import json
 import statistics
 import subprocess
 import tempfile
@@ -25,6 +29,7 @@ from bench.run import (
     ROOT,
     STAFF_EMAIL,
     Server,
+    drain,
     ensure_wrk,
     expect_ok,
     flush_redis,
@@ -42,6 +47,8 @@ from bench.run import (
     wait_ready,
 )
 
+LOGIN_PATH = "/api/v1/auth/token"
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,6 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--paths", default="/api/v1/users/me", help="comma-separated; {id} is the user's id")
+    parser.add_argument("--login", action="store_true", help="also compare logins (POST /api/v1/auth/token)")
+    parser.add_argument("--login-seconds", type=int, default=15, help="seconds per login run (a few a second)")
     parser.add_argument("--port", type=int, default=18760, help="first of three ports")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/users_compare")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/3")
@@ -81,7 +90,7 @@ def main(argv=None) -> None:
     flush_redis(args.redis_url)
     manage(env, "migrate", "--verbosity", "0")
     manage(env, "seed_users", "10", "--password", PASSWORD, "--seed", "1", "--staff-email", STAFF_EMAIL)
-    token, user_id, _email = mint_sessions(env, 1)["users"][0]
+    token, user_id, email = mint_sessions(env, 1)["users"][0]
 
     trees = {"BASE": export(args.base, tmp / "base"), "NEW": export(args.new, tmp / "new") if args.new else ROOT}
     servers = {"F1": Server("F1", "bench.floor_django:application", args.port, {})}
@@ -99,6 +108,13 @@ def main(argv=None) -> None:
             for path in paths:
                 expect_ok(server.name, server.base + path, token=token)
         scripts = {path: script_static(tmp / f"{n}.lua", url_path=path, token=token) for n, path in enumerate(paths)}
+        credentials = {"email": email, "password": PASSWORD}
+        login_script = script_static(
+            tmp / "login.lua", url_path=LOGIN_PATH, method="POST", body=json.dumps(credentials)
+        )
+        if args.login:
+            for name in ("BASE", "NEW"):
+                expect_ok(name, servers[name].base + LOGIN_PATH, method="POST", body=credentials)
         for round_number in range(1, args.rounds + 1):
             log(f"round {round_number} of {args.rounds}")
             for path, script in scripts.items():
@@ -108,6 +124,17 @@ def main(argv=None) -> None:
                     stats = run_wrk(wrk, server.base, script, connections=args.connections, duration=args.duration)
                     results.setdefault((name, path), []).append(stats["rps"])
                     log(f"  {name} {path}: {stats['rps']:,.0f} req/s")
+            if args.login:
+                order = ("BASE", "NEW") if round_number % 2 else ("NEW", "BASE")
+                for name in order:
+                    drain(servers[name].base)
+                    duration = args.login_seconds
+                    stats = run_wrk(
+                        wrk, servers[name].base, login_script, connections=args.connections, duration=duration
+                    )
+                    results.setdefault((name, LOGIN_PATH), []).append(stats["rps"])
+                    log(f"  {name} POST {LOGIN_PATH}: {stats['rps']:.2f} req/s")
+                drain(servers[order[1]].base)  # the logins wrk left queued, before the next round's reads
     finally:
         for server in servers.values():
             stop(server)
@@ -129,8 +156,12 @@ def report(args, results: dict, paths: list[str]) -> str:
         for name in ("BASE", "NEW"):
             value = statistics.median(results[(name, path)])
             lines.append(f"| {name} | {path} | {value:,.0f} | {value / f1:.3f} |")
+    if args.login:
+        for name in ("BASE", "NEW"):
+            value = statistics.median(results[(name, LOGIN_PATH)])
+            lines.append(f"| {name} | POST {LOGIN_PATH} | {value:.2f} | |")
     lines.append("")
-    for path in paths:
+    for path in paths + ([LOGIN_PATH] if args.login else []):
         per_round = ratios(results[("NEW", path)], results[("BASE", path)])
         shown = ", ".join(f"{value:.3f}" for value in per_round)
         lines.append(f"NEW / BASE on {path}: median {statistics.median(per_round):.3f} (rounds: {shown})")

@@ -41,3 +41,23 @@ def test_the_report_gives_medians_ratios_to_the_floor_and_per_round_ratios():
     assert f"| BASE | {path} | 3,100 | 0.477 |" in text
     assert f"| NEW | {path} | 3,300 | 0.508 |" in text
     assert f"NEW / BASE on {path}: median 1.100 (rounds: 1.100, 1.000, 1.200)" in text
+
+
+def test_logins_are_reported_against_each_other_only():
+    args = compare.parse_args(["base1", "new2", "--rounds", "2", "--login"])
+    assert (args.login, args.login_seconds) == (True, 15)
+    path, login = "/api/v1/users/me", compare.LOGIN_PATH
+    results = {("F1", path): [6000.0, 6000.0], ("BASE", path): [3000.0, 3000.0], ("NEW", path): [3000.0, 3000.0]}
+    results |= {("BASE", login): [8.0, 10.0], ("NEW", login): [8.8, 10.5]}
+    text = compare.report(args, results, [path])
+    assert f"| BASE | POST {login} | 9.00 | |" in text
+    assert f"| NEW | POST {login} | 9.65 | |" in text
+    assert f"NEW / BASE on {login}: median 1.075 (rounds: 1.100, 1.050)" in text
+
+
+def test_logins_are_left_out_unless_asked_for():
+    args = compare.parse_args(["base1"])
+    assert args.login is False
+    path = "/api/v1/users/me"
+    results = {("F1", path): [6000.0], ("BASE", path): [3000.0], ("NEW", path): [3000.0]}
+    assert compare.LOGIN_PATH not in compare.report(args, results, [path])
