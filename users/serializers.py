@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from users.managers import email_domain_is_canonical
+from users.managers import email_domain_is_canonical, normalize_email
 from users.models import SecurityEvent, User
 
 PERMISSION_LIMITED = {
@@ -26,7 +26,7 @@ class StrictEmailField(serializers.EmailField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
-        email = super().to_internal_value(data).strip().lower()
+        email = normalize_email(super().to_internal_value(data))
         if not email_domain_is_canonical(email):
             self.fail("invalid")
         return email

@@ -16,6 +16,7 @@ from core.ratelimit import Limit, client_ip, enforce_rate_limits
 from core.schema import errors
 from users import selectors, services, tokens
 from users.filters import UserFilter
+from users.managers import normalize_email
 from users.models import UUID_RE, SecurityEvent, Session, User
 from users.permissions import IsRegistrationAllowed, IsSelfOrSuperuserTarget, IsStaff
 from users.serializers import (
@@ -209,7 +210,7 @@ class TokenObtainView(APIView):
         serializer = TokenObtainSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         ip = client_ip(request)
-        email = serializer.validated_data["email"].strip().lower()
+        email = normalize_email(serializer.validated_data["email"])  # the stored form: one limit per account
         enforce_rate_limits(
             Limit("login-ip", ip, settings.RATELIMIT_LOGIN_IP),
             Limit("login-email", email, settings.RATELIMIT_LOGIN_EMAIL),
