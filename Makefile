@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PYTEST_ARGS ?=
+# Processes for the suites that may run side by side (the machine has 2 cores; 0 runs them in this one).
+TEST_WORKERS ?= 2
 # One line per hostile-input and end-to-end suite (requests sent, failures, 5xx), for .ci/run to print last.
 SUMMARY ?= var/suite-summary.txt
 
@@ -49,7 +51,10 @@ test: install
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 	$(BIN)/ruff check .
 	@mkdir -p var && rm -f $(SUMMARY)
-	E2E_SUMMARY_FILE=$(SUMMARY) $(BIN)/python -m pytest --ignore=tests/e2e $(PYTEST_ARGS)
+	@# Side by side in TEST_WORKERS processes (pytest-xdist): each has its own test database and cache key prefix.
+	E2E_SUMMARY_FILE=$(SUMMARY) $(BIN)/python -m pytest -n $(TEST_WORKERS) --ignore=tests/e2e --ignore=tests/ops $(PYTEST_ARGS)
+	@# In one process: load and signal tests time real servers, and one fills the shared Redis (maxmemory).
+	E2E_SUMMARY_FILE=$(SUMMARY) $(BIN)/python -m pytest tests/ops $(PYTEST_ARGS)
 	@# Last and on their own: fault tests stop PostgreSQL and Redis, which would break a session still running.
 	E2E_SUMMARY_FILE=$(SUMMARY) $(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
 
