@@ -12,6 +12,13 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.hostile.report import (  # noqa: F401  (hooks: here, the reporting process has them, see that module)
+    pytest_configure,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_testnodedown,
+)
 from users import auth_state
 
 USES_REDIS = "django_redis" in settings.CACHES["default"]["BACKEND"]

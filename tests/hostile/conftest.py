@@ -2,14 +2,13 @@
 
 Every request that reaches Django in this process goes through ``BaseHandler.get_response`` (the test client's
 handler and the WSGI application schemathesis drives alike), so the tally wraps it while a hostile test runs.
-Under pytest-xdist each worker sends its tally to the controller, which prints the sum.
+The session hooks that count the tests and print the sum are in tests/hostile/report.py.
 """
 
 import pytest
 from django.core.handlers.base import BaseHandler
 
-from tests.hostile.tally import SUITES, TALLY, count_response, suite_of
-from tests.summary import report_suite_lines
+from tests.hostile.tally import count_response, suite_of
 
 # A rate generous enough for a fuzzer (thousands of requests a minute from one IP, one user) without turning
 # the limits off: they stay enabled and counted, so their code path is exercised too.
@@ -24,7 +23,6 @@ RATE_SETTINGS = (
     "RATELIMIT_RESET_EMAIL",
     "RATELIMIT_VERIFY_RESEND",
 )
-_on_xdist_worker = False
 
 
 @pytest.fixture(autouse=True)
@@ -57,41 +55,3 @@ def generous_rate_limits(settings):
     for name in RATE_SETTINGS:
         setattr(settings, name, FUZZ_RATE)
     return settings
-
-
-def pytest_configure(config):
-    global _on_xdist_worker
-    _on_xdist_worker = hasattr(config, "workerinput")
-
-
-def pytest_runtest_logreport(report):
-    suite = suite_of(report.nodeid)
-    if suite is None or _on_xdist_worker:  # the controller counts tests from the reports workers forward
-        return
-    if report.when == "call":
-        TALLY[suite]["tests"] += 1
-    if report.outcome == "failed":
-        TALLY[suite]["failures"] += 1
-
-
-def pytest_sessionfinish(session):
-    workeroutput = getattr(session.config, "workeroutput", None)
-    if workeroutput is not None:  # an xdist worker: hand the tally to the controller
-        workeroutput["hostileTALLY"] = {suite: dict(counts) for suite, counts in TALLY.items()}
-
-
-def pytest_testnodedown(node, error):
-    for suite, counts in getattr(node, "workeroutput", {}).get("hostileTALLY", {}).items():
-        TALLY[suite].update(counts)
-
-
-def pytest_terminal_summary(terminalreporter):
-    lines = []
-    for suite in dict.fromkeys(SUITES.values()):
-        if suite in TALLY:
-            counts = TALLY[suite]
-            lines.append(
-                f"hostile {suite}: {counts['requests']} requests sent, {counts['tests']} tests, "
-                f"{counts['failures']} failures, {counts['5xx']} 5xx"
-            )
-    report_suite_lines(terminalreporter, "hostile input summary", lines)
