@@ -8,9 +8,12 @@ at its top when freed (``M_TRIM_THRESHOLD``), the next hash reuses the pages it 
 
 What it costs: a worker that has checked a password keeps that memory (its RSS stays about 100 MiB
 higher), which the host must have anyway for as many logins at once as there are workers. Freed memory
-beyond the threshold is still given back (a gthread worker that hashed in several threads at once shrinks
-back to one hash's worth, and its next login may fault it in again), and a recycled worker
-(GUNICORN_MAX_REQUESTS) starts afresh.
+beyond the threshold is still given back (a gthread worker that hashed in several threads at once can give
+it all back, and its next login faults it in again), and a recycled worker (GUNICORN_MAX_REQUESTS) starts
+afresh. A gthread worker also faults it in anew now and then with one login at a time (about one login in
+twenty, tests/ops/test_gunicorn.py), most likely when another thread's allocation split the freed block so
+the next hash no longer fits in it; a sync worker has not been seen to. Handing Argon2 a buffer of its own
+(its context's allocation callbacks) would make it exact.
 
 On huge pages: Argon2 reads its memory in 1 KiB blocks at addresses it cannot predict, so on 4 KiB pages
 nearly every block costs a TLB miss. Where the kernel offers transparent huge pages on request (``madvise``
