@@ -108,11 +108,11 @@ def main(argv=None) -> None:
             for path in paths:
                 expect_ok(server.name, server.base + path, token=token)
         scripts = {path: script_static(tmp / f"{n}.lua", url_path=path, token=token) for n, path in enumerate(paths)}
-        credentials = {"email": email, "password": PASSWORD}
-        login_script = script_static(
-            tmp / "login.lua", url_path=LOGIN_PATH, method="POST", body=json.dumps(credentials)
-        )
         if args.login:
+            credentials = {"email": email, "password": PASSWORD}
+            login_script = script_static(
+                tmp / "login.lua", url_path=LOGIN_PATH, method="POST", body=json.dumps(credentials)
+            )
             for name in ("BASE", "NEW"):
                 expect_ok(name, servers[name].base + LOGIN_PATH, method="POST", body=credentials)
         for round_number in range(1, args.rounds + 1):
@@ -128,9 +128,12 @@ def main(argv=None) -> None:
                 order = ("BASE", "NEW") if round_number % 2 else ("NEW", "BASE")
                 for name in order:
                     drain(servers[name].base)
-                    duration = args.login_seconds
                     stats = run_wrk(
-                        wrk, servers[name].base, login_script, connections=args.connections, duration=duration
+                        wrk,
+                        servers[name].base,
+                        login_script,
+                        connections=args.connections,
+                        duration=args.login_seconds,
                     )
                     results.setdefault((name, LOGIN_PATH), []).append(stats["rps"])
                     log(f"  {name} POST {LOGIN_PATH}: {stats['rps']:.2f} req/s")
