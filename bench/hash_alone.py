@@ -2,8 +2,8 @@
 
 ``python bench/hash_alone.py --seconds 5 --workers 2`` with BENCH_PASSWORD and BENCH_PASSWORD_HASH
 (the stored hash, as in the database) in the environment, and the service's settings (its
-PASSWORD_HASHERS, ARGON2_KEEP_MEMORY). Each worker process calls Django's ``check_password`` in a loop,
-exactly the call a login makes, with its memory allocator tuned as a web worker's is (core/allocator.py);
+PASSWORD_HASHERS, ARGON2_KEEP_MEMORY, ARGON2_THREADS). Each worker process calls Django's ``check_password`` in a
+loop, exactly the call a login makes, keeping the hash's memory as a web worker does (core/allocator.py);
 the total rate, the mean time of a check and its CPU (all threads: Argon2 hashes its lanes in threads) are
 printed as JSON.
 
@@ -29,11 +29,8 @@ django.setup()
 
 from django.contrib.auth.hashers import check_password  # noqa: E402
 
-from core.allocator import keep_hash_memory  # noqa: E402
-
 
 def verify_for(seconds: float, queue) -> None:
-    keep_hash_memory()  # as config/gunicorn.py does in each web worker
     password, encoded = os.environ["BENCH_PASSWORD"], os.environ["BENCH_PASSWORD_HASH"]
     assert check_password(password, encoded), "the password does not match the hash"
     count, start, cpu_start = 0, time.perf_counter(), time.process_time()

@@ -322,8 +322,8 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-# The workers' tunings of the hash (core/allocator.py), each timed switched off beside the hash as they run it:
-# the environment that switches it off, the row's label and what that is.
+# The workers' tunings of the hash (core/allocator.py, users/hashers.py), each timed switched off beside the hash
+# as they run it: the environment that switches it off, the row's label and what that is.
 HASH_REFERENCES = {
     "small_pages": (
         {"ARGON2_HUGE_PAGES": "false"},
@@ -333,7 +333,12 @@ HASH_REFERENCES = {
     "afresh": (
         {"ARGON2_KEEP_MEMORY": "false"},
         "memory mapped afresh per hash",
-        "Django's default allocation (ARGON2_KEEP_MEMORY=false)",
+        "faulted in anew each hash, as Django's own hasher's malloc does (ARGON2_KEEP_MEMORY=false)",
+    ),
+    "lane_threads": (
+        {"ARGON2_THREADS": "0"},
+        "one thread per lane",
+        "its 8 lanes in 8 threads, as Django's own hasher runs them (ARGON2_THREADS=0)",
     ),
 }
 
@@ -347,7 +352,9 @@ def hash_references(env: dict) -> list[str]:
     """The references worth timing beside the service's own hash: only tunings the service runs with."""
     keep = tuning_on(env, "ARGON2_KEEP_MEMORY")
     huge = keep and tuning_on(env, "ARGON2_HUGE_PAGES") and huge_pages_offered()
-    return [key for key, wanted in (("small_pages", huge), ("afresh", keep)) if wanted]
+    threads = int(env.get("ARGON2_THREADS") or 1) != 0  # the settings' default: one thread a hash
+    wanted = (("small_pages", huge), ("afresh", keep), ("lane_threads", threads))
+    return [key for key, on in wanted if on]
 
 
 def kept_hash_kib(env: dict) -> int:
@@ -740,7 +747,7 @@ class Bench:
             command = [sys.executable, "bench/hash_alone.py", "--seconds", str(login_seconds)]
             command += ["--workers", str(WORKERS)]
             run = functools.partial(subprocess.run, command, cwd=ROOT, check=True, capture_output=True, text=True)
-            # The limit, as the service's workers hash (core/allocator.py), right after this round's logins...
+            # The limit, as the service's workers hash (users/hashers.py), right after this round's logins...
             self.hash_rates.append(json.loads(run(env=env).stdout))
             for key, runs in self.hash_references.items():
                 runs.append(json.loads(run(env={**env, **HASH_REFERENCES[key][0]}).stdout))

@@ -3,14 +3,13 @@
 Correctness never depends on this file: ``gunicorn config.wsgi`` alone serves the same API (with gunicorn's
 defaults, and /metrics counting per worker). What this file adds: workers sized for the machine, bounded
 shutdown and recycling, the app's own JSON access line instead of gunicorn's, trusted proxies from the
-environment, Prometheus' multiprocess mode so /metrics is the whole server's, and workers that keep the
-password hash's memory between logins.
+environment, Prometheus' multiprocess mode so /metrics is the whole server's.
 
 Environment: PORT (8000), GUNICORN_BIND (0.0.0.0:$PORT), WEB_CONCURRENCY (workers, default 2 x cores + 1),
 GUNICORN_THREADS (1: sync workers; more: gthread), GUNICORN_TIMEOUT (30), GUNICORN_GRACEFUL_TIMEOUT (25),
 GUNICORN_KEEPALIVE (5), GUNICORN_MAX_REQUESTS (10000), GUNICORN_MAX_REQUESTS_JITTER (1000),
 FORWARDED_ALLOW_IPS (127.0.0.1,::1), PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory), LOG_LEVEL,
-LOG_FORMAT, ARGON2_KEEP_MEMORY (true), ARGON2_HUGE_PAGES (true).
+LOG_FORMAT. (The password hasher keeps its memory between logins in any server: core/allocator.py.)
 """
 
 import glob
@@ -91,16 +90,6 @@ def on_starting(server):
     os.makedirs(path, exist_ok=True)
     for stale in glob.glob(os.path.join(path, "*.db")):
         os.remove(stale)
-
-
-def post_worker_init(worker):
-    """Keep Argon2's working memory in this worker between logins, on huge pages (core/allocator.py)."""
-    from core.allocator import keep_hash_memory
-
-    try:
-        keep_hash_memory()
-    except Exception:  # noqa: BLE001  (tuning: a worker that cannot have it still serves)
-        worker.log.exception("malloc tuning failed: each password hash maps its memory afresh")
 
 
 def child_exit(server, worker):

@@ -1,96 +1,42 @@
-"""Keep the password hasher's working memory in the process between logins (glibc's malloc).
+"""The memory Argon2 hashes in: mapped by this process, lent to each hash, one block kept between hashes.
 
-Argon2 with Django's parameters fills 100 MiB per hash. glibc serves any allocation above 32 MiB with a
-fresh ``mmap`` and gives it back with ``munmap`` when freed, so every login's hash starts by faulting in
-25,600 new zeroed pages: measured here, 49 ms of kernel time in a hash of 166 ms of CPU (bench/RESULTS.md).
-With large allocations taken from the heap instead (``M_MMAP_MAX`` 0) and up to the hasher's memory kept
-at its top when freed (``M_TRIM_THRESHOLD``), the next hash reuses the pages it already has.
+Argon2 with Django's parameters fills 100 MiB per hash. Left to malloc, glibc maps it afresh and unmaps it
+for every hash, so every login starts by faulting in 25,600 new zeroed pages: measured here, 49 ms of kernel
+time in a hash of 166 ms of CPU (bench/RESULTS.md). users.hashers.Argon2PasswordHasher hands Argon2 the two
+allocation callbacks of its context (``allocate_cbk``/``free_cbk``), which lend it a block from here. A block
+given back is kept for the next hash (Argon2 has wiped it first), so a process faults its memory in once:
+with ``ARGON2_KEEP_MEMORY`` (on by default) one block is kept, the largest; any other is unmapped at once.
 
-What it costs: a worker that has checked a password keeps that memory (its RSS stays about 100 MiB
-higher), which the host must have anyway for as many logins at once as there are workers. Freed memory
-beyond the threshold is still given back (a gthread worker that hashed in several threads at once can give
-it all back, and its next login faults it in again), and a recycled worker (GUNICORN_MAX_REQUESTS) starts
-afresh. A gthread worker also faults it in anew now and then with one login at a time (about one login in
-twenty, tests/ops/test_gunicorn.py), most likely when another thread's allocation split the freed block so
-the next hash no longer fits in it; a sync worker has not been seen to. Handing Argon2 a buffer of its own
-(its context's allocation callbacks) would make it exact.
+Exact in every kind of worker: a gthread worker whose threads hash at once maps one block per hash running,
+then keeps one. Nothing here depends on the C library's malloc or its tuning.
+
+What it costs: a process that has checked a password keeps one hash's memory (its RSS stays about 100 MiB
+higher), which the host must have anyway for as many logins at once as there are workers. A recycled worker
+(GUNICORN_MAX_REQUESTS) starts afresh.
 
 On huge pages: Argon2 reads its memory in 1 KiB blocks at addresses it cannot predict, so on 4 KiB pages
 nearly every block costs a TLB miss. Where the kernel offers transparent huge pages on request (``madvise``
-or ``always`` in /sys/kernel/mm/transparent_hugepage/enabled), the heap range the hash will take is marked
-for 2 MiB pages before its first use (``MADV_HUGEPAGE``): measured here, a hash cost about 7% less CPU
-(bench/RESULTS.md). ``ARGON2_HUGE_PAGES=false`` turns this part off.
-Called in each web worker (config/gunicorn.py) and in bench/hash_alone.py, never in other processes;
-``ARGON2_KEEP_MEMORY=false`` turns it off. Elsewhere than glibc (musl, macOS) it does nothing.
+or ``always`` in /sys/kernel/mm/transparent_hugepage/enabled), a kept block is mapped at a 2 MiB boundary and
+marked for 2 MiB pages (``MADV_HUGEPAGE``) before its first use: measured here, a hash costs about 7% less CPU
+(bench/RESULTS.md). ``ARGON2_HUGE_PAGES=false`` turns this part off; a block that is not kept never asks.
 """
 
-import ctypes
 import logging
+import mmap
+import os
 import re
+import threading
+from dataclasses import dataclass
 from pathlib import Path
+
+from argon2.low_level import ffi, lib
 
 logger = logging.getLogger(__name__)
 
-# glibc's malloc.h
-M_TRIM_THRESHOLD = -1
-M_MMAP_MAX = -4
-M_ARENA_MAX = -8
-
 MIB = 1024 * 1024
-# Besides the hash's own block, a little more of the heap's top kept for everything else a login frees.
-TRIM_MARGIN = 16 * MIB
-# sys/mman.h (Linux), and the size of a transparent huge page on x86-64 and arm64 with 4 KiB pages.
-MADV_HUGEPAGE = 14
+# The size of a transparent huge page on x86-64 and arm64 with 4 KiB pages.
 HUGE_PAGE = 2 * MIB
-# Marked for huge pages: the hash's block and a little beyond it (other allocations may come first), less
-# than the trim threshold's margin so the freed range stays at the heap's top instead of being given back.
-HUGE_MARGIN = 4 * MIB
 THP_ENABLED = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-
-
-def argon2_memory_bytes() -> int:
-    """The bytes one hash of the preferred password hasher fills, 0 when it is not Argon2."""
-    from django.contrib.auth.hashers import Argon2PasswordHasher, get_hasher
-
-    hasher = get_hasher("default")
-    return hasher.memory_cost * 1024 if isinstance(hasher, Argon2PasswordHasher) else 0
-
-
-def keep_hash_memory() -> int:
-    """Tune this process's malloc to keep one Argon2 hash's memory; return the bytes kept (0: unchanged)."""
-    from django.conf import settings
-
-    # Another app under the same gunicorn settings (the benchmark's floors): no Django settings, or not ours.
-    if not settings.configured or not getattr(settings, "ARGON2_KEEP_MEMORY", False):
-        return 0
-    hash_bytes = argon2_memory_bytes()
-    if not hash_bytes:
-        return 0
-    try:
-        libc = _libc()
-    except (OSError, AttributeError):  # not glibc
-        return 0
-    mallopt = libc.mallopt
-    keep = hash_bytes + TRIM_MARGIN
-    # Threshold first: if heap allocation were switched on alone, freed hashes would be trimmed at once. One
-    # arena: a gthread worker hashes in its request threads, and a thread's own arena cannot hold 100 MiB
-    # (glibc would map it afresh); Python's small objects do not come from malloc's arenas anyway.
-    if not (mallopt(M_TRIM_THRESHOLD, keep) and mallopt(M_MMAP_MAX, 0) and mallopt(M_ARENA_MAX, 1)):
-        logger.warning("malloc tuning refused: each hash maps its memory afresh")
-        return 0
-    if getattr(settings, "ARGON2_HUGE_PAGES", False) and huge_pages_offered():
-        advise_huge_pages(libc, hash_bytes + HUGE_MARGIN)
-    return keep
-
-
-def _libc():
-    """The C library this process runs on, with the prototypes used here (raises AttributeError without mallopt)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    libc.malloc.argtypes, libc.malloc.restype = [ctypes.c_size_t], ctypes.c_void_p
-    libc.free.argtypes, libc.free.restype = [ctypes.c_void_p], None
-    libc.madvise.argtypes, libc.madvise.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
-    return libc
 
 
 def huge_pages_mode() -> str | None:
@@ -107,21 +53,95 @@ def huge_pages_offered() -> bool:
     return huge_pages_mode() in ("always", "madvise")
 
 
-def advise_huge_pages(libc, size: int) -> bool:
-    """Mark the next ``size`` bytes malloc will hand out for huge pages; return whether the kernel took it.
+@dataclass(eq=False)
+class Block:
+    """One private anonymous mapping, and the address inside it that Argon2 is lent."""
 
-    Run after the tuning above: the block comes from the heap's top, and freed it stays there (under the trim
-    threshold), so the hash's first allocation takes the same range and faults it in as 2 MiB pages.
-    """
-    block = libc.malloc(size)
-    if not block:
-        return False
-    try:
-        start = -(-block // HUGE_PAGE) * HUGE_PAGE  # the whole huge pages inside the block
-        end = (block + size) // HUGE_PAGE * HUGE_PAGE
-        if end <= start or libc.madvise(start, end - start, MADV_HUGEPAGE) != 0:
-            logger.warning("huge pages refused (errno %s): Argon2 runs on small pages", ctypes.get_errno())
-            return False
-        return True
-    finally:
-        libc.free(block)
+    region: mmap.mmap
+    pointer: object  # the cdata over the region: keeps its buffer exported while the block lives
+    address: int
+    size: int  # the bytes usable from ``address``
+
+    def close(self) -> None:
+        ffi.release(self.pointer)
+        self.region.close()
+
+
+def block_map(size: int, *, huge: bool) -> Block:
+    """Map ``size`` bytes, private to this process (a fork copies it, never shares it), on huge pages if asked."""
+    extra = HUGE_PAGE if huge else 0  # room to start at a huge page boundary
+    region = mmap.mmap(-1, size + extra, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    pointer = ffi.from_buffer(region)
+    base = int(ffi.cast("uintptr_t", pointer))
+    offset = -base % HUGE_PAGE if huge else 0
+    if huge:
+        try:
+            region.madvise(mmap.MADV_HUGEPAGE, offset, len(region) - offset)
+        except OSError as exc:
+            logger.warning("huge pages refused (%s): Argon2 runs on small pages", exc)
+    return Block(region=region, pointer=pointer, address=base + offset, size=size)
+
+
+class Blocks:
+    """The blocks lent to the hashes running in this process, and the one kept for the next."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: Block | None = None
+        self._lent: dict[int, Block] = {}
+        self.mapped = 0  # blocks mapped so far: each one's pages were faulted in anew
+
+    def lend(self, size: int) -> int:
+        """The address of a block of at least ``size`` bytes for a hash to fill."""
+        from django.conf import settings
+
+        with self._lock:
+            block, self._kept = (self._kept, None) if self._kept and self._kept.size >= size else (None, self._kept)
+        if block is None:
+            keep = settings.ARGON2_KEEP_MEMORY
+            block = block_map(size, huge=keep and settings.ARGON2_HUGE_PAGES and huge_pages_offered())
+            self.mapped += 1
+        with self._lock:
+            self._lent[block.address] = block
+        return block.address
+
+    def give_back(self, address: int) -> None:
+        """Take back the block at ``address`` (wiped by Argon2): keep it for the next hash, or unmap it."""
+        from django.conf import settings
+
+        with self._lock:
+            block = self._lent.pop(address)
+            if settings.ARGON2_KEEP_MEMORY and (self._kept is None or self._kept.size < block.size):
+                block, self._kept = self._kept, block
+        if block is not None:
+            block.close()
+
+    def forget(self) -> None:
+        """In a child just forked: no hash of the parent's runs here, and a lock held at the fork stays held."""
+        self._lock = threading.Lock()
+        self._lent = {}
+
+    @property
+    def kept_bytes(self) -> int:
+        return self._kept.size if self._kept else 0
+
+
+BLOCKS = Blocks()
+os.register_at_fork(after_in_child=BLOCKS.forget)
+
+
+def _callback_failed(exc_type, exc, traceback) -> None:
+    logger.error("Argon2's memory callback failed: the hash fails", exc_info=(exc_type, exc, traceback))
+
+
+# Argon2's allocation callbacks (argon2.h: allocate_fptr, deallocate_fptr). An exception in the first is logged and
+# answers Argon2 with its allocation error (the hash fails, no memory is touched); the second has nothing to answer.
+@ffi.callback("int(uint8_t **, size_t)", error=lib.ARGON2_MEMORY_ALLOCATION_ERROR, onerror=_callback_failed)
+def allocate(memory, size):
+    memory[0] = ffi.cast("uint8_t *", BLOCKS.lend(size))
+    return lib.ARGON2_OK
+
+
+@ffi.callback("void(uint8_t *, size_t)", onerror=_callback_failed)
+def deallocate(memory, size):
+    BLOCKS.give_back(int(ffi.cast("uintptr_t", memory)))

@@ -150,15 +150,17 @@ USER_CACHE_TTL = env.int("USER_CACHE_TTL", default=3600)
 AUTH_USER_MODEL = "users.User"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "users.hashers.Argon2PasswordHasher",  # Django's Argon2, in kept memory and ARGON2_THREADS threads
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
     "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
-# Web workers keep Argon2's 100 MiB between logins instead of faulting it in afresh each hash (core/allocator.py).
+# A process keeps Argon2's 100 MiB between hashes instead of faulting it in afresh each time (core/allocator.py).
 ARGON2_KEEP_MEMORY = env.bool("ARGON2_KEEP_MEMORY", default=True)
 # ...on transparent huge pages where the kernel offers them on request (core/allocator.py); needs the above.
 ARGON2_HUGE_PAGES = env.bool("ARGON2_HUGE_PAGES", default=True)
+# Threads computing one hash's lanes (users/hashers.py): 1, as a worker serves one request per core; 0: one a lane.
+ARGON2_THREADS = env.int("ARGON2_THREADS", default=1)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},

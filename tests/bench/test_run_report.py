@@ -69,10 +69,15 @@ def test_cpu_seconds_counts_a_busy_process_s_threads():
 @pytest.mark.parametrize(
     ("env", "offered", "expected"),
     [
-        ({}, True, ["small_pages", "afresh"]),  # the service's defaults: both tunings on, each timed off too
-        ({}, False, ["afresh"]),  # a kernel without huge pages on request: the service runs without them anyway
-        ({"ARGON2_HUGE_PAGES": "false"}, True, ["afresh"]),
-        ({"ARGON2_KEEP_MEMORY": "false"}, True, []),  # nothing tuned: the hash alone is already Django's default
+        # The service's defaults: every tuning on, each timed off too.
+        ({}, True, ["small_pages", "afresh", "lane_threads"]),
+        # A kernel without huge pages on request: the service runs without them anyway.
+        ({}, False, ["afresh", "lane_threads"]),
+        ({"ARGON2_HUGE_PAGES": "false"}, True, ["afresh", "lane_threads"]),
+        ({"ARGON2_KEEP_MEMORY": "false"}, True, ["lane_threads"]),
+        ({"ARGON2_THREADS": "2"}, True, ["small_pages", "afresh", "lane_threads"]),
+        # Nothing tuned: the hash alone is already Django's default.
+        ({"ARGON2_KEEP_MEMORY": "false", "ARGON2_THREADS": "0"}, True, []),
     ],
 )
 def test_the_hash_is_timed_without_each_tuning_the_service_runs_with(monkeypatch, env, offered, expected):

@@ -1,7 +1,8 @@
-"""core.allocator: a tuned process checks its second password without faulting in Argon2's memory again,
-and, where the kernel offers transparent huge pages on request, hashes on 2 MiB pages.
+"""core.allocator: the memory lent to Argon2 is kept between hashes, one block per process, on huge pages where
+the kernel offers them on request; switched off, every hash maps and faults its memory in anew.
 
-Each case runs in a fresh interpreter: malloc's tuning is process-wide and must not leak into the test session.
+The whole-hash cases run in a fresh interpreter with the service's hasher (100 MiB a hash), so that page faults
+and huge pages are this process's alone.
 """
 
 import json
@@ -11,36 +12,41 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
+from argon2.low_level import ffi
 
 from core import allocator
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Two password checks in one process; prints what keep_hash_memory() kept, each check's minor page faults and
-# the process's anonymous memory on huge pages after them.
+# Password checks in one process, the first in four threads at once (as a gthread worker may run them), then
+# three one after the other; prints each later check's minor page faults, the blocks mapped and kept, and the
+# process's anonymous memory on huge pages after them.
 SCRIPT = """
-import json, re, resource
+import json, re, resource, threading
 import django
 django.setup()
 from django.contrib.auth.hashers import check_password, make_password
-from core.allocator import keep_hash_memory
+from core.allocator import BLOCKS
 encoded = make_password("allocator-test-passphrase")
-kept = keep_hash_memory()
+at_once = [threading.Thread(target=check_password, args=("allocator-test-passphrase", encoded)) for _ in range(4)]
+for thread in at_once:
+    thread.start()
+for thread in at_once:
+    thread.join()
 faults = []
-for _ in range(2):
+for _ in range(3):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     assert check_password("allocator-test-passphrase", encoded)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 with open("/proc/self/smaps_rollup") as rollup:
     huge_kib = int(re.search(r"^AnonHugePages:\\s+(\\d+) kB", rollup.read(), re.M).group(1))
-print(json.dumps({"kept": kept, "faults": faults, "huge_kib": huge_kib}))
+print(json.dumps({"faults": faults, "mapped": BLOCKS.mapped, "kept": BLOCKS.kept_bytes, "huge_kib": huge_kib}))
 """
 
 
 def run_checks(**env) -> dict:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ARGON2_"))}
-    environ.update(DJANGO_SETTINGS_MODULE="config.settings", **env)  # Argon2 first, as in production
+    environ.update(DJANGO_SETTINGS_MODULE="config.settings", **env)  # the service's hasher first, as in production
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120
     )
@@ -48,55 +54,109 @@ def run_checks(**env) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-PAGES_PER_HASH = 100 * 1024 * 1024 // os.sysconf("SC_PAGE_SIZE")  # Django's Argon2: 100 MiB a hash
+HASH_BYTES = 100 * 1024 * 1024  # Django's Argon2 parameters
+PAGES_PER_HASH = HASH_BYTES // os.sysconf("SC_PAGE_SIZE")
 THP_OFFERED = allocator.huge_pages_offered()
 # In ``madvise`` mode only memory that asks gets huge pages; in ``always`` mode, any may.
 ONLY_ON_REQUEST = allocator.huge_pages_mode() == "madvise"
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="page faults from getrusage, on Linux")
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
-def test_a_tuned_process_reuses_the_hash_memory_of_its_previous_check():
+@linux_only
+def test_each_check_after_the_first_reuses_the_kept_memory_even_after_hashes_at_once():
     outcome = run_checks()
-    assert outcome["kept"] == 100 * 1024 * 1024 + allocator.TRIM_MARGIN
-    # Each check of the untuned make_password() above faulted in its 100 MiB; the second tuned one reuses it.
-    assert outcome["faults"][1] < PAGES_PER_HASH // 10, outcome
+    # make_password's hash mapped one block, the four checks at once three more (one was kept): one stays.
+    assert outcome["mapped"] == 4, outcome
+    assert outcome["kept"] == HASH_BYTES, outcome
+    assert max(outcome["faults"]) < PAGES_PER_HASH // 10, outcome
 
 
 @pytest.mark.skipif(not THP_OFFERED, reason="this kernel gives no transparent huge pages on request")
-def test_a_tuned_process_hashes_on_huge_pages_where_the_kernel_offers_them():
+def test_the_kept_memory_is_on_huge_pages_where_the_kernel_offers_them():
     outcome = run_checks()
-    # Nearly all of the hash's 100 MiB: the first huge page boundary inside its block is up to 2 MiB in.
-    assert outcome["huge_kib"] >= 96 * 1024, outcome
-    # A huge page is one fault: the first check faulted its memory in with a few dozen, not 25,600.
-    assert outcome["faults"][0] < PAGES_PER_HASH // 10, outcome
+    assert outcome["huge_kib"] >= HASH_BYTES // 1024, outcome  # the block starts at a huge page boundary
 
 
 @pytest.mark.skipif(not ONLY_ON_REQUEST, reason="the kernel's huge pages are not given on request only")
-def test_huge_pages_switched_off_the_hash_runs_on_small_pages():
+def test_huge_pages_switched_off_the_hash_runs_on_small_pages_still_kept():
     outcome = run_checks(ARGON2_HUGE_PAGES="false")
     assert outcome["huge_kib"] == 0, outcome
-    assert outcome["faults"][0] > PAGES_PER_HASH * 0.9, outcome
-    assert outcome["faults"][1] < PAGES_PER_HASH // 10, outcome  # still kept
+    assert max(outcome["faults"]) < PAGES_PER_HASH // 10, outcome
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+@linux_only
 def test_switched_off_every_check_faults_its_memory_in_again():
     outcome = run_checks(ARGON2_KEEP_MEMORY="false")
-    assert outcome["kept"] == 0
+    assert (outcome["mapped"], outcome["kept"]) == (8, 0), outcome
     assert min(outcome["faults"]) > PAGES_PER_HASH * 0.9, outcome
     if ONLY_ON_REQUEST:
         assert outcome["huge_kib"] == 0, outcome  # huge pages come with keeping the memory, never without
 
 
-@override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.PBKDF2PasswordHasher"])
-def test_nothing_is_tuned_when_the_preferred_hasher_is_not_argon2():
-    assert allocator.argon2_memory_bytes() == 0
-    assert allocator.keep_hash_memory() == 0  # returns before touching malloc
+def test_blocks_lent_at_once_are_distinct_and_one_is_kept_the_largest(settings):
+    settings.ARGON2_KEEP_MEMORY = True
+    blocks = allocator.Blocks()
+    first, second = blocks.lend(64 * 1024), blocks.lend(128 * 1024)
+    assert first != second and blocks.mapped == 2
+
+    blocks.give_back(second)
+    blocks.give_back(first)
+
+    assert blocks.kept_bytes == 128 * 1024
+    assert blocks.lend(100 * 1024) == second and blocks.mapped == 2  # the kept block serves a smaller hash
+    assert blocks.lend(100 * 1024) != second and blocks.mapped == 3
 
 
-def test_an_app_without_django_settings_is_left_alone():
-    # config/gunicorn.py calls it in every worker, whatever the app: the raw WSGI floor configures no Django.
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "ARGON2_"))}
-    code = "from core.allocator import keep_hash_memory; print(keep_hash_memory())"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True)
-    assert (result.returncode, result.stdout.strip()) == (0, "0"), result.stderr[-2000:]
+def test_a_hash_larger_than_the_kept_block_maps_its_own_and_that_one_is_kept(settings):
+    settings.ARGON2_KEEP_MEMORY = True
+    blocks = allocator.Blocks()
+    blocks.give_back(blocks.lend(64 * 1024))
+
+    larger = blocks.lend(256 * 1024)
+    blocks.give_back(larger)
+
+    assert (blocks.mapped, blocks.kept_bytes) == (2, 256 * 1024)
+    assert blocks.lend(256 * 1024) == larger
+
+
+def test_switched_off_a_block_given_back_is_unmapped(settings):
+    settings.ARGON2_KEEP_MEMORY = False
+    blocks = allocator.Blocks()
+    blocks.give_back(blocks.lend(64 * 1024))
+    blocks.give_back(blocks.lend(64 * 1024))
+
+    assert (blocks.mapped, blocks.kept_bytes) == (2, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_block_is_private_to_its_process_after_a_fork():
+    # A worker forked from a process holding a block must never write into its parent's (or a sibling's) hash.
+    block = allocator.block_map(4096, huge=False)
+    memory = ffi.cast("uint8_t *", block.address)
+    memory[0] = 1
+    pid = os.fork()
+    if pid == 0:  # the child writes its own copy and leaves at once
+        memory[0] = 2
+        os._exit(0 if memory[0] == 2 else 1)
+    _, status = os.waitpid(pid, 0)
+    try:
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert memory[0] == 1
+    finally:
+        block.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_forgets_the_blocks_its_parent_had_lent(settings):
+    settings.ARGON2_KEEP_MEMORY = False
+    lent = allocator.BLOCKS.lend(4096)  # as if a thread of this process were hashing at the fork
+    pid = os.fork()
+    if pid == 0:
+        try:
+            allocator.BLOCKS.give_back(lent)
+        except KeyError:  # no hash of the child holds it
+            os._exit(0)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    allocator.BLOCKS.give_back(lent)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -1,0 +1,159 @@
+"""users.hashers: Django's Argon2 hasher computed through argon2_ctx, in kept memory and ARGON2_THREADS threads.
+
+Every hash here is checked against argon2-cffi's own functions and Django's own hasher: the same encoded form
+for the same salt, and each verifies what the other made. Small costs keep the suite fast; the service's own
+parameters (100 MiB) run once, through a login over HTTP.
+"""
+
+import argon2
+import pytest
+from argon2.low_level import Type
+from django.contrib.auth import hashers as django_hashers
+from django.contrib.auth.hashers import check_password, identify_hasher, make_password
+
+from core import allocator
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+from users.hashers import Argon2PasswordHasher, hash_raw
+
+PASSWORDS = ["correct horse battery staple", "", "pässwörd ✓ 密码", "x" * 1000]
+
+
+class Small:
+    """The same hashers at a cost a test can run hundreds of times (1 MiB, 1 pass, 4 lanes)."""
+
+    time_cost = 1
+    memory_cost = 1024
+    parallelism = 4
+
+
+class SmallOurs(Small, Argon2PasswordHasher):
+    pass
+
+
+class SmallDjango(Small, django_hashers.Argon2PasswordHasher):
+    pass
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_a_hash_is_byte_for_byte_argon2_cffi_s_and_django_s(password):
+    ours, theirs = SmallOurs(), SmallDjango()
+    salt = ours.salt()
+
+    encoded = ours.encode(password, salt)
+
+    assert encoded == theirs.encode(password, salt)
+    assert encoded == "argon2" + argon2.low_level.hash_secret(
+        password.encode(), salt.encode(), time_cost=1, memory_cost=1024, parallelism=4, hash_len=32, type=Type.ID
+    ).decode("ascii")
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_each_verifies_the_other_s_hash_and_refuses_another_password(password):
+    ours, theirs = SmallOurs(), SmallDjango()
+    by_django, by_us = theirs.encode(password, theirs.salt()), ours.encode(password, ours.salt())
+
+    assert ours.verify(password, by_django)
+    assert theirs.verify(password, by_us)
+    assert not ours.verify(password + "!", by_django)
+    assert not ours.verify(password[:-1], by_us) or password == ""
+    assert ours.must_update(by_django) is False  # same parameters: nothing to upgrade
+
+
+@pytest.mark.parametrize(
+    ("variety", "version"), [(Type.I, 0x13), (Type.D, 0x13), (Type.ID, 0x13), (Type.I, 0x10), (Type.ID, 0x10)]
+)
+def test_older_varieties_and_versions_verify_and_are_marked_for_an_upgrade(variety, version):
+    # Django once stored argon2i hashes, and argon2 1.0 (version 16) ones; they must still log their owners in.
+    old = "argon2" + argon2.low_level.hash_secret(
+        b"an old password", b"somesaltsomesalt", 1, 512, 2, 16, variety, version=version
+    ).decode("ascii")
+
+    assert SmallOurs().verify("an old password", old)
+    assert not SmallOurs().verify("another password", old)
+    assert SmallOurs().must_update(old)
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2, 3, 4, 64])
+def test_the_hash_does_not_depend_on_the_number_of_threads(settings, threads):
+    settings.ARGON2_THREADS = threads
+    params = SmallOurs().params()
+
+    raw = hash_raw(b"password", b"saltsaltsalt", params)
+
+    assert raw == argon2.low_level.hash_secret_raw(b"password", b"saltsaltsalt", 1, 1024, 4, 32, Type.ID)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "argon2$argon2id$v=19$m=1024,t=1,p=4$c2FsdHNhbHRzYWx0",  # no hash
+        "argon2$argon2id$v=19$m=1024,t=1,p=4$c2FsdHNhbHRzYWx0$not base64!",
+        "argon2$argon2id$v=19$m=1024,t=1,p=4$c2FsdA$AAAAAAAAAAAAAAAAAAAAAA",  # salt of 4 bytes: Argon2 refuses it
+        "argon2$argon2id$v=19$m=1024,t=1,p=4$c2FsdHNhbHRzYWx0$AAA",  # a 2-byte hash: Argon2 refuses it
+        "argon2$argon2id$v=19$m=1024,t=x,p=4$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAA",
+        "argon2$argon2q$v=19$m=1024,t=1,p=4$c2FsdHNhbHRzYWx0$AAAAAAAAAAAAAAAAAAAAAA",
+        "argon2$",
+    ],
+)
+def test_a_stored_value_that_is_no_argon2_hash_matches_no_password(stored):
+    assert SmallOurs().verify("password", stored) is False
+
+
+def test_argon2_refused_its_memory_fails_the_hash_without_touching_any(monkeypatch, caplog):
+    # The allocation callback raised: Argon2 is answered with its allocation error and stops there.
+    def refuse(size):
+        raise MemoryError
+
+    monkeypatch.setattr(allocator.BLOCKS, "lend", refuse)
+    with pytest.raises(argon2.exceptions.HashingError, match="Memory allocation error"):
+        hash_raw(b"password", b"saltsaltsalt", SmallOurs().params())
+    assert "Argon2's memory callback failed" in caplog.text
+
+
+def test_the_service_hashes_with_it_under_django_s_algorithm_name(settings):
+    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher"]  # as config/settings/base.py has it first
+    encoded = make_password("a password of the service")
+
+    assert type(identify_hasher(encoded)) is Argon2PasswordHasher
+    assert encoded.startswith("argon2$argon2id$v=19$m=102400,t=2,p=8$")
+    assert check_password("a password of the service", encoded)
+
+
+@pytest.mark.django_db
+def test_a_user_whose_hash_django_made_logs_in_over_http_and_keeps_it(settings, api_client):
+    # Accounts hashed before this hasher (by Django's own, same parameters) log in, and nothing is rehashed.
+    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher"]
+    stored = django_hashers.Argon2PasswordHasher().encode(
+        DEFAULT_PASSWORD, django_hashers.Argon2PasswordHasher().salt()
+    )
+    user = UserFactory(password="unused-factory-password")
+    user.password = stored
+    user.save(update_fields=["password"])
+
+    wrong = api_client.post("/api/v1/auth/token", {"email": user.email, "password": "wrong"}, format="json")
+    right = api_client.post("/api/v1/auth/token", {"email": user.email, "password": DEFAULT_PASSWORD}, format="json")
+
+    assert (wrong.status_code, wrong.json()["code"]) == (401, "authentication_failed")
+    assert right.status_code == 200, right.content
+    user.refresh_from_db()
+    assert user.password == stored
+
+
+@pytest.mark.django_db
+def test_an_older_hash_is_upgraded_at_login_over_http(settings, api_client):
+    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher"]
+    old = "argon2" + argon2.low_level.hash_secret(
+        DEFAULT_PASSWORD.encode(), b"somesaltsomesalt", 1, 512, 2, 16, Type.I
+    ).decode("ascii")
+    user = UserFactory(password="unused-factory-password")
+    user.password = old
+    user.save(update_fields=["password"])
+
+    response = api_client.post(
+        "/api/v1/auth/token", {"email": user.email, "password": DEFAULT_PASSWORD}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    user.refresh_from_db()
+    assert user.password.startswith("argon2$argon2id$v=19$m=102400,t=2,p=8$")
+    assert check_password(DEFAULT_PASSWORD, user.password)
