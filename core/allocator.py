@@ -97,11 +97,12 @@ class Blocks:
 
         with self._lock:
             block, self._kept = (self._kept, None) if self._kept and self._kept.size >= size else (None, self._kept)
-        if block is None:
+        mapped = block is None
+        if mapped:
             keep = settings.ARGON2_KEEP_MEMORY
             block = block_map(size, huge=keep and settings.ARGON2_HUGE_PAGES and huge_pages_offered())
-            self.mapped += 1
         with self._lock:
+            self.mapped += mapped
             self._lent[block.address] = block
         return block.address
 

@@ -24,11 +24,20 @@ from django.contrib.auth import hashers
 
 from core import allocator
 
+# Argon2's answers that say nothing of the hash or the password: this process could not run it now.
+RESOURCE_ERRORS = frozenset({lib.ARGON2_MEMORY_ALLOCATION_ERROR, lib.ARGON2_THREAD_FAIL})
+
+
+class HashUnavailableError(RuntimeError):
+    """Argon2 could not get the memory or threads to run: no answer on the password (the caller sees a 500)."""
+
 
 def hash_raw(password: bytes, salt: bytes, params: argon2.Parameters) -> bytes:
     """Argon2's raw hash of ``password`` with ``salt`` and ``params`` (type, version, costs, lanes, length).
 
-    Raises argon2.exceptions.HashingError when Argon2 refuses the parameters or runs out of memory.
+    Raises argon2.exceptions.HashingError when Argon2 refuses the parameters, and HashUnavailableError when it
+    could not get its memory or threads: a login must fail as an error then, never as a wrong password that
+    counts towards a lock.
     """
     out = ffi.new("uint8_t[]", params.hash_len)
     password_buffer = ffi.new("uint8_t[]", password)
@@ -58,6 +67,8 @@ def hash_raw(password: bytes, salt: bytes, params: argon2.Parameters) -> bytes:
         },
     )
     result = argon2.low_level.core(context, params.type.value)
+    if result in RESOURCE_ERRORS:
+        raise HashUnavailableError(argon2.low_level.error_to_str(result))
     if result != lib.ARGON2_OK:
         raise argon2.exceptions.HashingError(argon2.low_level.error_to_str(result))
     return bytes(ffi.buffer(out, params.hash_len))
@@ -95,4 +106,5 @@ class Argon2PasswordHasher(hashers.Argon2PasswordHasher):
             computed = hash_raw(password.encode(), salt, params)
         except argon2.exceptions.HashingError:
             return False  # parameters Argon2 refuses (a salt or hash too short): as argon2-cffi answers
+        # HashUnavailableError goes on up: Django's hasher would answer False (a wrong password) instead.
         return hmac.compare_digest(computed, expected)

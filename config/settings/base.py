@@ -161,6 +161,10 @@ ARGON2_KEEP_MEMORY = env.bool("ARGON2_KEEP_MEMORY", default=True)
 ARGON2_HUGE_PAGES = env.bool("ARGON2_HUGE_PAGES", default=True)
 # Threads computing one hash's lanes (users/hashers.py): 1, as a worker serves one request per core; 0: one a lane.
 ARGON2_THREADS = env.int("ARGON2_THREADS", default=1)
+if ARGON2_THREADS < 0:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("ARGON2_THREADS must be 0 (one thread per lane) or more")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},

@@ -7,13 +7,15 @@ parameters (100 MiB) run once, through a login over HTTP.
 
 import argon2
 import pytest
-from argon2.low_level import Type
+from argon2.low_level import Type, ffi
 from django.contrib.auth import hashers as django_hashers
 from django.contrib.auth.hashers import check_password, identify_hasher, make_password
+from rest_framework.test import APIClient
 
 from core import allocator
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-from users.hashers import Argon2PasswordHasher, hash_raw
+from users.hashers import Argon2PasswordHasher, HashUnavailableError, hash_raw
+from users.models import LoginLockout
 
 PASSWORDS = ["correct horse battery staple", "", "pässwörd ✓ 密码", "x" * 1000]
 
@@ -99,15 +101,48 @@ def test_a_stored_value_that_is_no_argon2_hash_matches_no_password(stored):
     assert SmallOurs().verify("password", stored) is False
 
 
-def test_argon2_refused_its_memory_fails_the_hash_without_touching_any(monkeypatch, caplog):
-    # The allocation callback raised: Argon2 is answered with its allocation error and stops there.
+def test_argon2_refused_its_memory_fails_the_check_as_an_error_not_as_a_wrong_password(monkeypatch, caplog):
+    # The allocation callback raised: Argon2 is answered with its allocation error and stops there, touching no
+    # memory. Django's own hasher would answer False: a wrong password, counted towards the account's lock.
+    encoded = SmallOurs().encode("password", SmallOurs().salt())
+
     def refuse(size):
-        raise MemoryError
+        raise OSError(12, "Cannot allocate memory")
 
     monkeypatch.setattr(allocator.BLOCKS, "lend", refuse)
-    with pytest.raises(argon2.exceptions.HashingError, match="Memory allocation error"):
-        hash_raw(b"password", b"saltsaltsalt", SmallOurs().params())
+    with pytest.raises(HashUnavailableError, match="Memory allocation error"):
+        SmallOurs().verify("password", encoded)
+    with pytest.raises(HashUnavailableError):
+        SmallOurs().encode("password", SmallOurs().salt())
     assert "Argon2's memory callback failed" in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_login_whose_hash_cannot_run_answers_500_and_counts_no_failure(settings, monkeypatch):
+    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher"]
+    user = UserFactory(password="unused-factory-password")
+    user.password = SmallOurs().encode(DEFAULT_PASSWORD, SmallOurs().salt())
+    user.save(update_fields=["password"])
+    monkeypatch.setattr(allocator.BLOCKS, "lend", lambda size: 1 / 0)
+
+    response = APIClient(raise_request_exception=False).post(
+        "/api/v1/auth/token", {"email": user.email, "password": DEFAULT_PASSWORD}, format="json"
+    )
+
+    assert (response.status_code, response.json()["code"]) == (500, "server_error")
+    assert not LoginLockout.objects.filter(email=user.email).exists()
+
+
+def test_a_kept_block_holds_nothing_of_the_last_hash(settings, monkeypatch):
+    # Argon2 wipes its memory before giving it back (its free_memory), so the block kept between logins holds
+    # no trace of the last password's hash.
+    settings.ARGON2_KEEP_MEMORY = True
+    monkeypatch.setattr(allocator, "BLOCKS", allocator.Blocks())  # none kept yet from another test's hash
+    hash_raw(b"a secret password", b"saltsaltsalt", SmallOurs().params())
+    kept = allocator.BLOCKS._kept
+
+    assert kept is not None and kept.size == 1024 * 1024
+    assert bytes(ffi.buffer(ffi.cast("uint8_t *", kept.address), kept.size)) == bytes(kept.size)
 
 
 def test_the_service_hashes_with_it_under_django_s_algorithm_name(settings):
