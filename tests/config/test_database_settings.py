@@ -2,11 +2,9 @@
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.config.support import manage_shell
+
 PRINT_DATABASE = (
     "import json; from django.conf import settings; d = settings.DATABASES['default']; "
     "print(json.dumps({'cursors_off': d.get('DISABLE_SERVER_SIDE_CURSORS', False), 'options': d['OPTIONS'], "
@@ -17,15 +15,7 @@ PRINT_DATABASE = (
 def database_settings(**variables: str) -> dict:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DATABASE_", "DJANGO_"))}
     env.update(DJANGO_SETTINGS_MODULE="config.settings", **variables)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", PRINT_DATABASE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = manage_shell(PRINT_DATABASE, env, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -2,27 +2,18 @@
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.config.support import manage_shell
+
 PRINT_THREADS = "from django.conf import settings; print(settings.ARGON2_THREADS)"
 
 
 def run_with(threads: str) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ARGON2_", "DJANGO_"))}
     env.update(DJANGO_SETTINGS_MODULE="config.settings", ARGON2_THREADS=threads)
-    return subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", PRINT_THREADS],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return manage_shell(PRINT_THREADS, env, check=False)
 
 
 @pytest.mark.parametrize("threads", ["0", "1", "8"])
