@@ -7,8 +7,8 @@ allocation callbacks of its context (``allocate_cbk``/``free_cbk``), which lend 
 given back is kept for the next hash (Argon2 has wiped it first), so a process faults its memory in once:
 with ``ARGON2_KEEP_MEMORY`` (on by default) one block is kept, the largest; any other is unmapped at once.
 
-Exact in every kind of worker: a gthread worker whose threads hash at once maps one block per hash running,
-then keeps one. Nothing here depends on the C library's malloc or its tuning.
+Exact in every kind of worker: hashes that run at once (``ARGON2_MAX_CONCURRENT`` allows one by default) map one
+block each, and one is kept after them. Nothing here depends on the C library's malloc or its tuning.
 
 What it costs: a process that has checked a password keeps one hash's memory (its RSS stays about 100 MiB
 higher), which the host must have anyway for as many logins at once as there are workers. A recycled worker

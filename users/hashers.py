@@ -11,11 +11,17 @@ context, which its ``hash_secret`` does not expose):
   one per lane, as argon2-cffi does). The hash does not depend on the number of threads. One thread per hash
   suits a server whose workers already keep the cores busy with one request each: a login then starts no
   threads, and never waits on the slowest of eight lanes while the other worker has CPU to spare.
+- At most ``ARGON2_MAX_CONCURRENT`` hashes (1 by default) run at once in one process; the others wait their
+  turn. A gthread worker whose threads all log in at once would otherwise map 100 MiB for each of them: with
+  the default, a process holds one hash's memory whatever its threads do, and a flood of logins cannot take an
+  instance past ``WEB_CONCURRENCY`` hashes' worth. The cores are busy with the other workers' hashes anyway.
 """
 
 import base64
 import binascii
 import hmac
+import os
+import threading
 
 import argon2
 from argon2.low_level import ffi, lib
@@ -30,6 +36,19 @@ RESOURCE_ERRORS = frozenset({lib.ARGON2_MEMORY_ALLOCATION_ERROR, lib.ARGON2_THRE
 
 class HashUnavailableError(RuntimeError):
     """Argon2 could not get the memory or threads to run: no answer on the password (the caller sees a 500)."""
+
+
+# The hashes this process may run at once (the module's docstring); made anew in a forked child, where a hash a
+# parent's thread was running at the fork will never give its turn back.
+running = threading.BoundedSemaphore(settings.ARGON2_MAX_CONCURRENT)
+
+
+def _running_reset() -> None:
+    global running
+    running = threading.BoundedSemaphore(settings.ARGON2_MAX_CONCURRENT)
+
+
+os.register_at_fork(after_in_child=_running_reset)
 
 
 def hash_raw(password: bytes, salt: bytes, params: argon2.Parameters) -> bytes:
@@ -66,7 +85,8 @@ def hash_raw(password: bytes, salt: bytes, params: argon2.Parameters) -> bytes:
             "flags": lib.ARGON2_DEFAULT_FLAGS,
         },
     )
-    result = argon2.low_level.core(context, params.type.value)
+    with running:
+        result = argon2.low_level.core(context, params.type.value)
     if result in RESOURCE_ERRORS:
         raise HashUnavailableError(argon2.low_level.error_to_str(result))
     if result != lib.ARGON2_OK:

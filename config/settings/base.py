@@ -3,6 +3,8 @@
 from datetime import timedelta
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import email_settings, env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -162,9 +164,11 @@ ARGON2_HUGE_PAGES = env.bool("ARGON2_HUGE_PAGES", default=True)
 # Threads computing one hash's lanes (users/hashers.py): 1, as a worker serves one request per core; 0: one a lane.
 ARGON2_THREADS = env.int("ARGON2_THREADS", default=1)
 if ARGON2_THREADS < 0:
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured("ARGON2_THREADS must be 0 (one thread per lane) or more")
+# Hashes one process runs at once (users/hashers.py): the others wait, and a process holds that many hashes' memory.
+ARGON2_MAX_CONCURRENT = env.int("ARGON2_MAX_CONCURRENT", default=1)
+if ARGON2_MAX_CONCURRENT < 1:
+    raise ImproperlyConfigured("ARGON2_MAX_CONCURRENT must be 1 or more")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
@@ -303,8 +307,6 @@ USE_TZ = True
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if DJANGO_ENV == "production" else "text")
 if LOG_FORMAT not in ("json", "text"):
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured("LOG_FORMAT must be json or text")
 # One line per request from core.access_log (gunicorn's own access log is off: config/gunicorn.py).
 ACCESS_LOG = env.bool("ACCESS_LOG", default=True)

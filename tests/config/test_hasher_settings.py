@@ -1,4 +1,4 @@
-"""ARGON2_THREADS read from the environment (settings loaded in a fresh process)."""
+"""ARGON2_THREADS and ARGON2_MAX_CONCURRENT read from the environment (settings loaded in a fresh process)."""
 
 import os
 import subprocess
@@ -7,23 +7,38 @@ import pytest
 
 from tests.config.support import manage_shell
 
-PRINT_THREADS = "from django.conf import settings; print(settings.ARGON2_THREADS)"
+PRINT = "from django.conf import settings; print(settings.ARGON2_THREADS, settings.ARGON2_MAX_CONCURRENT)"
 
 
-def run_with(threads: str) -> subprocess.CompletedProcess:
+def run_with(**variables: str) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ARGON2_", "DJANGO_"))}
-    env.update(DJANGO_SETTINGS_MODULE="config.settings", ARGON2_THREADS=threads)
-    return manage_shell(PRINT_THREADS, env, check=False)
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", **variables)
+    return manage_shell(PRINT, env, check=False)
 
 
-@pytest.mark.parametrize("threads", ["0", "1", "8"])
-def test_zero_or_more_threads_are_taken(threads):
-    result = run_with(threads)
-    assert (result.returncode, result.stdout.strip().splitlines()[-1]) == (0, threads), result.stderr[-2000:]
+@pytest.mark.parametrize(
+    ("variables", "printed"),
+    [
+        ({}, "1 1"),  # the defaults
+        ({"ARGON2_THREADS": "0", "ARGON2_MAX_CONCURRENT": "1"}, "0 1"),
+        ({"ARGON2_THREADS": "8", "ARGON2_MAX_CONCURRENT": "4"}, "8 4"),
+    ],
+)
+def test_values_in_range_are_taken(variables, printed):
+    result = run_with(**variables)
+    assert (result.returncode, result.stdout.strip().splitlines()[-1]) == (0, printed), result.stderr[-2000:]
 
 
-def test_a_negative_number_of_threads_refuses_to_start_naming_the_variable():
-    # Argon2 would refuse every hash: each login would fail (as a wrong password, had the hasher not raised).
-    result = run_with("-1")
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        # Argon2 would refuse every hash: each login would fail.
+        ("ARGON2_THREADS", "-1", "ARGON2_THREADS must be 0 (one thread per lane) or more"),
+        # No hash could ever run: each login would wait for ever.
+        ("ARGON2_MAX_CONCURRENT", "0", "ARGON2_MAX_CONCURRENT must be 1 or more"),
+    ],
+)
+def test_a_value_out_of_range_refuses_to_start_naming_the_variable(variable, value, message):
+    result = run_with(**{variable: value})
     assert result.returncode != 0
-    assert "ImproperlyConfigured: ARGON2_THREADS must be 0 (one thread per lane) or more" in result.stderr
+    assert f"ImproperlyConfigured: {message}" in result.stderr

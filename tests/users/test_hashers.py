@@ -5,6 +5,11 @@ for the same salt, and each verifies what the other made. Small costs keep the s
 parameters (100 MiB) run once, through a login over HTTP.
 """
 
+import os
+import signal
+import threading
+import time
+
 import argon2
 import pytest
 from argon2.low_level import Type, ffi
@@ -14,6 +19,7 @@ from rest_framework.test import APIClient
 
 from core import allocator
 from tests.factories import DEFAULT_PASSWORD, UserFactory
+from users import hashers as users_hashers
 from users.hashers import Argon2PasswordHasher, HashUnavailableError, hash_raw
 from users.models import LoginLockout
 
@@ -143,6 +149,67 @@ def test_a_kept_block_holds_nothing_of_the_last_hash(settings, monkeypatch):
 
     assert kept is not None and kept.size == 1024 * 1024
     assert bytes(ffi.buffer(ffi.cast("uint8_t *", kept.address), kept.size)) == bytes(kept.size)
+
+
+class WideOurs(SmallOurs):
+    memory_cost = 16 * 1024  # 16 MiB: long enough a hash that four started together overlap
+
+
+def hashes_at_once(count: int) -> int:
+    """Start ``count`` hashes together in as many threads; return the most that held Argon2's memory at once."""
+    blocks, lend, most = allocator.BLOCKS, allocator.BLOCKS.lend, [0]
+
+    def counted_lend(size):
+        address = lend(size)
+        most[0] = max(most[0], len(blocks._lent))
+        return address
+
+    start = threading.Barrier(count)
+
+    def hash_one():
+        start.wait()
+        hash_raw(b"password", b"saltsaltsalt", WideOurs().params())
+
+    blocks.lend = counted_lend
+    try:
+        threads = [threading.Thread(target=hash_one) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        del blocks.lend
+    return most[0]
+
+
+def test_one_hash_at_a_time_runs_in_a_process_by_default_the_others_wait(monkeypatch):
+    monkeypatch.setattr(allocator, "BLOCKS", allocator.Blocks())
+    assert hashes_at_once(4) == 1
+    assert allocator.BLOCKS.mapped == 1  # one block, lent in turn
+
+
+def test_more_hashes_at_once_when_asked(monkeypatch):
+    monkeypatch.setattr(allocator, "BLOCKS", allocator.Blocks())
+    monkeypatch.setattr(users_hashers, "running", threading.BoundedSemaphore(4))
+    assert hashes_at_once(4) > 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_hashes_even_when_its_parent_was_hashing_at_the_fork():
+    # The parent's hash holds the one turn; the child's copy of that turn would never be given back.
+    with users_hashers.running:
+        pid = os.fork()
+        if pid == 0:
+            hash_raw(b"password", b"saltsaltsalt", SmallOurs().params())
+            os._exit(0)
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the child waited for a turn its parent's hash held")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
 
 
 def test_the_service_hashes_with_it_under_django_s_algorithm_name(settings):
