@@ -17,6 +17,7 @@ from rest_framework.views import set_rollback
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from core import exceptions as codes
+from core.db import read_only_refusal
 from core.logging import get_request_id
 from core.metrics import record_db_error
 from core.ratelimit import STORE_ERRORS
@@ -34,9 +35,6 @@ __all__ = [
 # A dependency that is down: the shared cache (core.ratelimit.STORE_ERRORS, e.g. the rate-limit counters of a
 # login) or the database (Django wraps every driver error).
 DATABASE_DOWN_ERRORS = (OperationalError, InterfaceError)
-# Up, but refusing to write: a PostgreSQL that is (or has become, after a failover) a read-only standby.
-# Django raises these as InternalError, which is otherwise a bug of ours and stays a 500.
-READ_ONLY_SQLSTATES = frozenset({"25006"})  # read_only_sql_transaction
 
 
 def unavailable_dependency(exc: BaseException) -> str | None:
@@ -45,7 +43,9 @@ def unavailable_dependency(exc: BaseException) -> str | None:
         return "cache"
     if isinstance(exc, DATABASE_DOWN_ERRORS):
         return "database"
-    if isinstance(exc, InternalError) and getattr(exc.__cause__, "sqlstate", None) in READ_ONLY_SQLSTATES:
+    # Up, but refusing to write: a PostgreSQL that is (or has become, after a failover) a read-only standby.
+    # Django raises these as InternalError, which is otherwise a bug of ours and stays a 500.
+    if isinstance(exc, InternalError) and read_only_refusal(exc):
         return "database"
     return None
 

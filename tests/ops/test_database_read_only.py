@@ -6,12 +6,16 @@ test's own connection with a read-only session.
 """
 
 import contextlib
+import io
 
+import orjson
 import pytest
+from django.core.wsgi import get_wsgi_application
 from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
+from core.db import drop_when_read_only
 from tests.assertions import assert_error
 from tests.conftest import USES_REDIS, bearer_client, login
 from tests.factories import DEFAULT_PASSWORD
@@ -99,3 +103,55 @@ def test_a_cached_read_goes_on_when_its_session_s_last_use_cannot_be_recorded(us
     assert [response.status_code for response in responses] == [200, 200]
     assert "last use" in caplog.text
     assert client.get("/api/v1/users/me").status_code == 200  # and recorded again once the database takes writes
+
+
+def wsgi_patch(access: str, body: dict) -> str:
+    """PATCH /users/me through the WSGI application as a server calls it, request_finished and all (the test
+    client leaves out the closing of old connections); return the status line."""
+    payload = orjson.dumps(body)
+    environ = {
+        "REQUEST_METHOD": "PATCH",
+        "PATH_INFO": "/api/v1/users/me",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(payload),
+        "wsgi.errors": io.StringIO(),
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(payload)),
+        "HTTP_AUTHORIZATION": f"Bearer {access}",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    statuses = []
+    response = get_wsgi_application()(environ, lambda status, headers: statuses.append(status))
+    b"".join(response)
+    response.close()  # what a WSGI server does: Django sends request_finished here
+    return statuses[0]
+
+
+def test_a_connection_that_found_its_server_read_only_is_dropped_and_the_next_write_goes_through(user):
+    # The test's connection stands for one to the demoted primary: read-only for as long as it lives. A new one
+    # stands for a connection to the new primary. Kept until DATABASE_CONN_MAX_AGE, every write would be refused.
+    access = login(user.email)["access"]
+    with read_only():
+        before = connection.connection
+        refused = wsgi_patch(access, {"first_name": "Standby"})
+        taken = wsgi_patch(access, {"first_name": "Primary"})
+
+    assert refused.startswith("503")
+    assert before.closed  # closed at the end of the refused request, not left for the next one to meet
+    assert taken.startswith("200")
+    assert bearer_client(access).get("/api/v1/users/me").json()["first_name"] == "Primary"
+
+
+def test_the_watch_survives_a_connection_opened_inside_an_execute_wrapper_block():
+    # Django's execute_wrapper() pops the last wrapper when its block ends: ours goes first in the list.
+    def passing(execute, sql, params, many, context):
+        return execute(sql, params, many, context)
+
+    connection.close()
+    connection.execute_wrappers.clear()  # as for a thread's first connection
+    with connection.execute_wrapper(passing):
+        connection.ensure_connection()  # connection_created: the watch is put in place now
+    assert connection.execute_wrappers == [drop_when_read_only]
