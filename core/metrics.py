@@ -30,6 +30,7 @@ __all__ = [
     "DB_ERRORS",
     "LOGIN_FAILURES",
     "MULTIPROCESS",
+    "PASSWORD_HASH_DURATION",
     "RATELIMIT_REFUSED",
     "RATELIMIT_STORE_ERRORS",
     "REQUESTS",
@@ -38,6 +39,7 @@ __all__ = [
     "observe_request",
     "record_cache_lookup",
     "record_db_error",
+    "record_password_hash",
     "record_rate_limited",
     "record_rate_limit_store_error",
     "render_metrics",
@@ -69,6 +71,13 @@ CACHE_REQUESTS = Counter(
     "cache_requests_total", "Shared-cache lookups, by cache and result (hit, miss, error).", ["cache", "result"]
 )
 DB_ERRORS = Counter("db_errors_total", "Database errors that reached a response, by exception class.", ["error"])
+PASSWORD_HASH_DURATION = Histogram(
+    "password_hash_seconds",
+    "Argon2 password hashes (logins, registrations, password changes): the wait for one of the process's turns "
+    "(ARGON2_MAX_CONCURRENT) and the hash itself, by phase (wait, hash).",
+    ["phase"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0),
+)
 
 # Bounded label values: anything else is "OTHER", so a client cannot create series at will.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -132,6 +141,12 @@ def record_cache_lookup(cache: str, *, hits: int = 0, misses: int = 0, errors: i
         _child(CACHE_REQUESTS, cache, "miss").inc(misses)
     if errors:
         _child(CACHE_REQUESTS, cache, "error").inc(errors)
+
+
+def record_password_hash(*, waited: float, hashed: float) -> None:
+    """Time one password hash: its wait for a turn and its run, in seconds."""
+    _child(PASSWORD_HASH_DURATION, "wait").observe(waited)
+    _child(PASSWORD_HASH_DURATION, "hash").observe(hashed)
 
 
 def record_db_error(exc: BaseException) -> None:

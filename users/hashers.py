@@ -22,6 +22,7 @@ import binascii
 import hmac
 import os
 import threading
+import time
 
 import argon2
 from argon2.low_level import ffi, lib
@@ -29,6 +30,7 @@ from django.conf import settings
 from django.contrib.auth import hashers
 
 from core import allocator
+from core.metrics import record_password_hash
 
 # Argon2's answers that say nothing of the hash or the password: this process could not run it now.
 RESOURCE_ERRORS = frozenset({lib.ARGON2_MEMORY_ALLOCATION_ERROR, lib.ARGON2_THREAD_FAIL})
@@ -85,8 +87,11 @@ def hash_raw(password: bytes, salt: bytes, params: argon2.Parameters) -> bytes:
             "flags": lib.ARGON2_DEFAULT_FLAGS,
         },
     )
+    asked = time.perf_counter()
     with running:
+        started = time.perf_counter()
         result = argon2.low_level.core(context, params.type.value)
+    record_password_hash(waited=started - asked, hashed=time.perf_counter() - started)
     if result in RESOURCE_ERRORS:
         raise HashUnavailableError(argon2.low_level.error_to_str(result))
     if result != lib.ARGON2_OK:

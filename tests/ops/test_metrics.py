@@ -117,6 +117,25 @@ def test_refused_logins_are_counted(user):
     assert sample(scrape(Client()), "auth_login_failures_total", endpoint="api") - before == 2
 
 
+def test_password_hashes_are_timed_by_phase(user, settings):
+    # users/hashers.py: the wait for the process's turn at Argon2 (ARGON2_MAX_CONCURRENT), then the hash.
+    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher"]  # the service's, not the tests' MD5
+    user.set_password(DEFAULT_PASSWORD)
+    user.save(update_fields=["password"])
+    before = scrape(Client())
+
+    login(user.email, DEFAULT_PASSWORD)
+
+    after = scrape(Client())
+    for phase in ("wait", "hash"):
+        counted = sample(after, "password_hash_seconds_count", phase=phase)
+        assert counted - sample(before, "password_hash_seconds_count", phase=phase) == 1, phase
+    hashed = sample(after, "password_hash_seconds_sum", phase="hash") - sample(
+        before, "password_hash_seconds_sum", phase="hash"
+    )
+    assert 0.01 < hashed < 5  # 100 MiB of Argon2: tens of milliseconds at least
+
+
 def test_refused_admin_logins_are_counted(staff_user):
     before = sample(scrape(Client()), "auth_login_failures_total", endpoint="admin")
 
