@@ -5,7 +5,9 @@ for every hash, so every login starts by faulting in 25,600 new zeroed pages: me
 time in a hash of 166 ms of CPU (bench/RESULTS.md). users.hashers.Argon2PasswordHasher hands Argon2 the two
 allocation callbacks of its context (``allocate_cbk``/``free_cbk``), which lend it a block from here. A block
 given back is kept for the next hash (Argon2 has wiped it first), so a process faults its memory in once:
-with ``ARGON2_KEEP_MEMORY`` (on by default) one block is kept, the largest; any other is unmapped at once.
+with ``ARGON2_KEEP_MEMORY`` (on by default) one block is kept, the largest up to one hash of the preferred
+hasher's parameters; any other is unmapped at once (an older hash made with more memory maps its own each time,
+rather than leave a worker holding that much for good).
 
 Exact in every kind of worker: hashes that run at once (``ARGON2_MAX_CONCURRENT`` allows one by default) map one
 block each, and one is kept after them. Nothing here depends on the C library's malloc or its tuning.
@@ -110,9 +112,10 @@ class Blocks:
         """Take back the block at ``address`` (wiped by Argon2): keep it for the next hash, or unmap it."""
         from django.conf import settings
 
+        most = kept_at_most() if settings.ARGON2_KEEP_MEMORY else 0
         with self._lock:
             block = self._lent.pop(address)
-            if settings.ARGON2_KEEP_MEMORY and (self._kept is None or self._kept.size < block.size):
+            if block.size <= most and (self._kept is None or self._kept.size < block.size):
                 block, self._kept = self._kept, block
         if block is not None:
             block.close()
@@ -125,6 +128,14 @@ class Blocks:
     @property
     def kept_bytes(self) -> int:
         return self._kept.size if self._kept else 0
+
+
+def kept_at_most() -> int:
+    """The largest block worth keeping: one hash of the preferred hasher, 0 when that hasher is not Argon2."""
+    from django.contrib.auth.hashers import Argon2PasswordHasher, get_hasher
+
+    hasher = get_hasher("default")
+    return hasher.memory_cost * 1024 if isinstance(hasher, Argon2PasswordHasher) else 0
 
 
 BLOCKS = Blocks()

@@ -100,8 +100,15 @@ def test_switched_off_every_check_faults_its_memory_in_again():
         assert outcome["huge_kib"] == 0, outcome  # huge pages come with keeping the memory, never without
 
 
-def test_blocks_lent_at_once_are_distinct_and_one_is_kept_the_largest(settings):
+@pytest.fixture
+def argon2_preferred(settings):
+    """The service's hashers (the tests' settings put MD5 first): blocks up to 100 MiB are worth keeping."""
+    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher", "django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.ARGON2_KEEP_MEMORY = True
+
+
+@pytest.mark.usefixtures("argon2_preferred")
+def test_blocks_lent_at_once_are_distinct_and_one_is_kept_the_largest():
     blocks = allocator.Blocks()
     first, second = blocks.lend(64 * 1024), blocks.lend(128 * 1024)
     assert first != second and blocks.mapped == 2
@@ -114,8 +121,8 @@ def test_blocks_lent_at_once_are_distinct_and_one_is_kept_the_largest(settings):
     assert blocks.lend(100 * 1024) != second and blocks.mapped == 3
 
 
-def test_a_hash_larger_than_the_kept_block_maps_its_own_and_that_one_is_kept(settings):
-    settings.ARGON2_KEEP_MEMORY = True
+@pytest.mark.usefixtures("argon2_preferred")
+def test_a_hash_larger_than_the_kept_block_maps_its_own_and_that_one_is_kept():
     blocks = allocator.Blocks()
     blocks.give_back(blocks.lend(64 * 1024))
 
@@ -124,6 +131,29 @@ def test_a_hash_larger_than_the_kept_block_maps_its_own_and_that_one_is_kept(set
 
     assert (blocks.mapped, blocks.kept_bytes) == (2, 256 * 1024)
     assert blocks.lend(256 * 1024) == larger
+
+
+@pytest.mark.usefixtures("argon2_preferred")
+def test_a_block_larger_than_a_hash_of_the_preferred_parameters_is_never_kept():
+    # An older hash made with more memory than the service's parameters maps its own block each time, rather
+    # than leave the worker holding that much for good.
+    blocks = allocator.Blocks()
+    blocks.give_back(blocks.lend(64 * 1024))
+    blocks.give_back(blocks.lend(HASH_BYTES + 4096))
+
+    assert (blocks.mapped, blocks.kept_bytes) == (2, 64 * 1024)
+
+
+def test_nothing_is_kept_when_the_preferred_hasher_is_not_argon2(settings):
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "users.hashers.Argon2PasswordHasher",
+    ]
+    settings.ARGON2_KEEP_MEMORY = True
+    blocks = allocator.Blocks()
+    blocks.give_back(blocks.lend(64 * 1024))
+
+    assert blocks.kept_bytes == 0
 
 
 def test_switched_off_a_block_given_back_is_unmapped(settings):
