@@ -144,9 +144,16 @@ def record_cache_lookup(cache: str, *, hits: int = 0, misses: int = 0, errors: i
 
 
 def record_password_hash(*, waited: float, hashed: float) -> None:
-    """Time one password hash: its wait for a turn and its run, in seconds."""
-    _child(PASSWORD_HASH_DURATION, "wait").observe(waited)
-    _child(PASSWORD_HASH_DURATION, "hash").observe(hashed)
+    """Time one password hash: its wait for a turn and its run, in seconds.
+
+    Hashes run outside the web workers too (``createsuperuser``, ``changepassword``), where PROMETHEUS_MULTIPROC_DIR
+    may name a directory only the gunicorn master creates: the hash stands, and the miss is logged.
+    """
+    try:
+        _child(PASSWORD_HASH_DURATION, "wait").observe(waited)
+        _child(PASSWORD_HASH_DURATION, "hash").observe(hashed)
+    except OSError as exc:
+        logger.warning("password hash not timed: the metrics files cannot be written (%s)", exc)
 
 
 def record_db_error(exc: BaseException) -> None:

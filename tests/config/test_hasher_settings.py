@@ -1,4 +1,5 @@
-"""ARGON2_THREADS and ARGON2_MAX_CONCURRENT read from the environment (settings loaded in a fresh process)."""
+"""The password hasher in a fresh process: ARGON2_THREADS and ARGON2_MAX_CONCURRENT read from the environment, and
+a hash in a management command where the metrics directory is missing."""
 
 import os
 import subprocess
@@ -42,3 +43,18 @@ def test_a_value_out_of_range_refuses_to_start_naming_the_variable(variable, val
     result = run_with(**{variable: value})
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {message}" in result.stderr
+
+
+def test_a_command_hashes_where_the_metrics_directory_is_missing(tmp_path):
+    # PROMETHEUS_MULTIPROC_DIR set for the whole container, before the gunicorn master has created it:
+    # createsuperuser's hash stands, untimed.
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("ARGON2_", "DJANGO_"))}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "not-yet"))
+    code = "from django.contrib.auth.hashers import make_password; print(make_password('a passphrase')[:16])"
+
+    result = manage_shell(code, env, check=False)
+
+    assert (result.returncode, result.stdout.strip().splitlines()[-1]) == (0, "argon2$argon2id$"), result.stderr[
+        -2000:
+    ]
+    assert "password hash not timed" in result.stderr + result.stdout
