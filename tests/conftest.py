@@ -50,6 +50,14 @@ def _one_rate_window(monkeypatch):
 
 
 @pytest.fixture
+def argon2_preferred(settings):
+    """The service's password hasher first, as in production (the test settings put the fast MD5 one there), with
+    its memory kept between hashes (core/allocator.py keeps blocks up to one hash of the preferred hasher)."""
+    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher", "django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.ARGON2_KEEP_MEMORY = True
+
+
+@pytest.fixture
 def api_client():
     return APIClient()
 

@@ -11,10 +11,10 @@ from tests.config.support import manage_shell
 PRINT = "from django.conf import settings; print(settings.ARGON2_THREADS, settings.ARGON2_MAX_CONCURRENT)"
 
 
-def run_with(**variables: str) -> subprocess.CompletedProcess:
+def run_with(code: str = PRINT, **variables: str) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ARGON2_", "DJANGO_"))}
     env.update(DJANGO_SETTINGS_MODULE="config.settings", **variables)
-    return manage_shell(PRINT, env, check=False)
+    return manage_shell(code, env, check=False)
 
 
 @pytest.mark.parametrize(
@@ -48,13 +48,10 @@ def test_a_value_out_of_range_refuses_to_start_naming_the_variable(variable, val
 def test_a_command_hashes_where_the_metrics_directory_is_missing(tmp_path):
     # PROMETHEUS_MULTIPROC_DIR set for the whole container, before the gunicorn master has created it:
     # createsuperuser's hash stands, untimed.
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("ARGON2_", "DJANGO_"))}
-    env.update(DJANGO_SETTINGS_MODULE="config.settings", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "not-yet"))
     code = "from django.contrib.auth.hashers import make_password; print(make_password('a passphrase')[:16])"
 
-    result = manage_shell(code, env, check=False)
+    result = run_with(code, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "not-yet"))
 
-    assert (result.returncode, result.stdout.strip().splitlines()[-1]) == (0, "argon2$argon2id$"), result.stderr[
-        -2000:
-    ]
+    last_line = result.stdout.strip().splitlines()[-1]
+    assert (result.returncode, last_line) == (0, "argon2$argon2id$"), result.stderr[-2000:]
     assert "password hash not timed" in result.stderr + result.stdout

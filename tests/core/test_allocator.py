@@ -100,13 +100,6 @@ def test_switched_off_every_check_faults_its_memory_in_again():
         assert outcome["huge_kib"] == 0, outcome  # huge pages come with keeping the memory, never without
 
 
-@pytest.fixture
-def argon2_preferred(settings):
-    """The service's hashers (the tests' settings put MD5 first): blocks up to 100 MiB are worth keeping."""
-    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher", "django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.ARGON2_KEEP_MEMORY = True
-
-
 @pytest.mark.usefixtures("argon2_preferred")
 def test_blocks_lent_at_once_are_distinct_and_one_is_kept_the_largest():
     blocks = allocator.Blocks()

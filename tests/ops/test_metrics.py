@@ -117,9 +117,9 @@ def test_refused_logins_are_counted(user):
     assert sample(scrape(Client()), "auth_login_failures_total", endpoint="api") - before == 2
 
 
-def test_password_hashes_are_timed_by_phase(user, settings):
+@pytest.mark.usefixtures("argon2_preferred")  # the service's hasher, not the tests' MD5
+def test_password_hashes_are_timed_by_phase(user):
     # users/hashers.py: the wait for the process's turn at Argon2 (ARGON2_MAX_CONCURRENT), then the hash.
-    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher"]  # the service's, not the tests' MD5
     user.set_password(DEFAULT_PASSWORD)
     user.save(update_fields=["password"])
     before = scrape(Client())

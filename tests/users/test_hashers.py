@@ -23,13 +23,8 @@ from users import hashers as users_hashers
 from users.hashers import Argon2PasswordHasher, HashUnavailableError, hash_raw
 from users.models import LoginLockout
 
+pytestmark = pytest.mark.usefixtures("argon2_preferred")  # the service's hasher first, as in production
 PASSWORDS = ["correct horse battery staple", "", "pässwörd ✓ 密码", "x" * 1000]
-
-
-@pytest.fixture(autouse=True)
-def _argon2_preferred(settings):
-    """The service's hasher first, as in production (the tests' settings put MD5 there): its blocks are kept."""
-    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher", "django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 class Small:
@@ -130,8 +125,7 @@ def test_argon2_refused_its_memory_fails_the_check_as_an_error_not_as_a_wrong_pa
 
 
 @pytest.mark.django_db
-def test_a_login_whose_hash_cannot_run_answers_500_and_counts_no_failure(settings, monkeypatch):
-    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher"]
+def test_a_login_whose_hash_cannot_run_answers_500_and_counts_no_failure(monkeypatch):
     user = UserFactory(password="unused-factory-password")
     user.password = SmallOurs().encode(DEFAULT_PASSWORD, SmallOurs().salt())
     user.save(update_fields=["password"])
@@ -218,8 +212,7 @@ def test_a_forked_child_hashes_even_when_its_parent_was_hashing_at_the_fork():
     assert os.waitstatus_to_exitcode(done[1]) == 0
 
 
-def test_the_service_hashes_with_it_under_django_s_algorithm_name(settings):
-    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher"]  # as config/settings/base.py has it first
+def test_the_service_hashes_with_it_under_django_s_algorithm_name():
     encoded = make_password("a password of the service")
 
     assert type(identify_hasher(encoded)) is Argon2PasswordHasher
@@ -228,9 +221,8 @@ def test_the_service_hashes_with_it_under_django_s_algorithm_name(settings):
 
 
 @pytest.mark.django_db
-def test_a_user_whose_hash_django_made_logs_in_over_http_and_keeps_it(settings, api_client):
+def test_a_user_whose_hash_django_made_logs_in_over_http_and_keeps_it(api_client):
     # Accounts hashed before this hasher (by Django's own, same parameters) log in, and nothing is rehashed.
-    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher"]
     stored = django_hashers.Argon2PasswordHasher().encode(
         DEFAULT_PASSWORD, django_hashers.Argon2PasswordHasher().salt()
     )
@@ -248,8 +240,7 @@ def test_a_user_whose_hash_django_made_logs_in_over_http_and_keeps_it(settings, 
 
 
 @pytest.mark.django_db
-def test_an_older_hash_is_upgraded_at_login_over_http(settings, api_client):
-    settings.PASSWORD_HASHERS = ["users.hashers.Argon2PasswordHasher"]
+def test_an_older_hash_is_upgraded_at_login_over_http(api_client):
     old = "argon2" + argon2.low_level.hash_secret(
         DEFAULT_PASSWORD.encode(), b"somesaltsomesalt", 1, 512, 2, 16, Type.I
     ).decode("ascii")
